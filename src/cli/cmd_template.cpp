@@ -1,0 +1,8 @@
+// Placeholder until the owning issue lands; replaced by the real command.
+#include "cli/commands.h"
+#include "util/error.h"
+
+namespace pocket::cli {
+int cmd_template(int, char**) { fail("not implemented yet"); }
+
+}  // namespace pocket::cli
