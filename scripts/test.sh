@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The test command (README.md, .ci/run): installs what is needed, builds, and runs
+#   1. the whole GoogleTest suite (Release build, ctest),
+#   2. the parsers' tests again under AddressSanitizer + UndefinedBehaviorSanitizer,
+#   3. each libFuzzer target for a bounded time, seeded with the golden files.
+# Environment: POCKET_FUZZ_SECONDS (default 20 per target), POCKET_SKIP_SANITIZE=1,
+# POCKET_SKIP_FUZZ=1 to shorten local runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+JOBS=${JOBS:-$(nproc)}
+
+scripts/setup.sh
+
+echo "== build (Release)"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+ninja -C build -j"$JOBS"
+echo "== tests (Release)"
+ctest --test-dir build --output-on-failure -j"$JOBS"
+
+if [ "${POCKET_SKIP_SANITIZE:-0}" != 1 ]; then
+  echo "== build (ASan + UBSan)"
+  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOCKET_SANITIZE=ON >/dev/null
+  ninja -C build-asan -j"$JOBS" pocket gguf_tests cli_tests
+  echo "== tests (ASan + UBSan): file formats and the CLI on corrupted files"
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --test-dir build-asan --output-on-failure -j"$JOBS" -R '^(Gguf|GgufCorrupt|PocketInfo)\.'
+fi
+
+if [ "${POCKET_SKIP_FUZZ:-0}" != 1 ]; then
+  echo "== fuzz (libFuzzer, ${POCKET_FUZZ_SECONDS:-20}s per target)"
+  CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOCKET_FUZZ=ON >/dev/null
+  ninja -C build-fuzz -j"$JOBS"
+  for target in build-fuzz/*_fuzz; do
+    name=$(basename "$target")
+    corpus=$(mktemp -d)
+    seeds="$ROOT/fuzz/${name%_fuzz}_seeds"
+    [ -d "$seeds" ] && cp -r "$seeds"/. "$corpus"/
+    if [ "$name" = gguf_fuzz ]; then
+      cp "$ROOT"/../shared/golden/quant/quant_q4_0.gguf "$ROOT"/../shared/golden/tiny-qwen35-dense-untied-q8_0.gguf "$corpus"/
+    fi
+    echo "-- $name"
+    log=$(mktemp)
+    if ! "$target" -max_total_time="${POCKET_FUZZ_SECONDS:-20}" -rss_limit_mb=2048 -timeout=10 \
+        -max_len=65536 -print_final_stats=1 "$corpus" >"$log" 2>&1; then
+      tail -n 60 "$log"
+      echo "fuzz target $name found a problem"
+      exit 1
+    fi
+    grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|Done)" "$log" || true
+    rm -f "$log"
+    rm -rf "$corpus"
+  done
+fi
+echo "== all tests passed"
