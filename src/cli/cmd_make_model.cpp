@@ -22,6 +22,7 @@
 #include "cli/builtin_template.h"
 #include "cli/commands.h"
 #include "cli/model_vocab.h"
+#include "cli/type_mix.h"
 #include "gguf/gguf.h"
 #include "quant/quant.h"
 #include "util/error.h"
@@ -54,30 +55,6 @@ const Preset kPresets[] = {
     {"2b", "qwen35", 2048, 24, 8, 2, 256, 64, {11, 11, 10, 0}, 16, 16, 128, 6144, 0, 0, 0, 0, true, 248320},
     {"4b", "qwen35", 2560, 32, 16, 4, 256, 64, {11, 11, 10, 0}, 16, 32, 128, 9216, 0, 0, 0, 0, true, 248320},
     {"9b", "qwen35", 4096, 32, 16, 4, 256, 64, {11, 11, 10, 0}, 16, 32, 128, 12288, 0, 0, 0, 0, false, 248320},
-};
-
-// The --type choices. The _m mixes follow the community files: the LM head /
-// tied embedding in Q6_K; attn_v and ffn_down in Q6_K on the "more bits" layers
-// (first and last eighth, every third in between); other matrices in the base
-// type. Norms, ssm_a, ssm_dt, ssm_conv1d, ssm_alpha/beta, routers stay F32.
-struct Mix {
-  const char* name;
-  TensorType base;
-  TensorType head;      // token_embd when tied / output
-  TensorType embd;      // token_embd when untied
-  TensorType more_bits; // attn_v / ffn_down on the more-bits layers
-  uint32_t file_type;   // general.file_type (llama_ftype)
-};
-
-const Mix kMixes[] = {
-    {"f32", TensorType::F32, TensorType::F32, TensorType::F32, TensorType::F32, 0},
-    {"f16", TensorType::F16, TensorType::F16, TensorType::F16, TensorType::F16, 1},
-    {"bf16", TensorType::BF16, TensorType::BF16, TensorType::BF16, TensorType::BF16, 32},
-    {"q8_0", TensorType::Q8_0, TensorType::Q8_0, TensorType::Q8_0, TensorType::Q8_0, 7},
-    {"q4_0", TensorType::Q4_0, TensorType::Q6_K, TensorType::Q4_0, TensorType::Q4_0, 2},
-    {"q4_k_m", TensorType::Q4_K, TensorType::Q6_K, TensorType::Q4_K, TensorType::Q6_K, 15},
-    {"q5_k_m", TensorType::Q5_K, TensorType::Q6_K, TensorType::Q5_K, TensorType::Q6_K, 17},
-    {"q6_k", TensorType::Q6_K, TensorType::Q6_K, TensorType::Q6_K, TensorType::Q6_K, 18},
 };
 
 // How a tensor's values are drawn.
@@ -131,77 +108,67 @@ float draw(const TensorPlan& t, uint64_t key, uint64_t index) {
   return 0;
 }
 
-bool more_bits_layer(uint32_t i, uint32_t n) {
-  return i < n / 8 || i >= 7 * n / 8 || (i >= n / 8 && (i - n / 8) % 3 == 2);
-}
-
-// Falls back to a type whose block fits the row length (llama.cpp does the same).
-TensorType fit_type(TensorType t, int64_t ne0) {
-  auto tr = gguf::type_traits(t);
-  if (ne0 % tr->block_size == 0) return t;
-  if (ne0 % 32 == 0) return TensorType::Q8_0;
-  return TensorType::F32;
-}
-
-std::vector<TensorPlan> plan_tensors(const Preset& p, const Mix& mix, uint32_t n_vocab) {
+std::vector<TensorPlan> plan_tensors(const Preset& p, const TypeMix& mix, uint32_t n_vocab) {
   std::vector<TensorPlan> out;
   const int64_t H = p.n_embd;
   const int64_t key_dim = int64_t(p.lin_k_heads) * p.lin_head_dim;
   const int64_t value_dim = int64_t(p.lin_v_heads) * p.lin_head_dim;
   const int64_t conv_dim = 2 * key_dim + value_dim;
   const bool moe = std::string(p.arch) == "qwen35moe";
-  auto mat = [&](std::string name, int64_t in, int64_t rows, TensorType t, float scale = 1.0f,
-                 int64_t experts = 0) {
+  auto type_of = [&](const std::string& name, int64_t ne0) {
+    return choose_tensor_type(mix, name, ne0, p.n_layer, p.tied);
+  };
+  auto mat = [&](std::string name, int64_t in, int64_t rows, float scale = 1.0f, int64_t experts = 0) {
     std::vector<int64_t> ne = {in, rows};
     if (experts) ne.push_back(experts);
-    out.push_back({std::move(name), ne, fit_type(t, in), Init::kNormal, scale / std::sqrt(float(in))});
+    TensorType t = type_of(name, in);
+    out.push_back({std::move(name), ne, t, Init::kNormal, scale / std::sqrt(float(in))});
   };
   auto vec = [&](std::string name, std::vector<int64_t> ne, Init init) {
     out.push_back({std::move(name), std::move(ne), TensorType::F32, init, 0});
   };
   // Embedding rows have norm ~2.5, so tied logits (embedding . normed hidden) have a spread of a few units.
-  out.push_back({"token_embd.weight", {H, n_vocab}, fit_type(p.tied ? mix.head : mix.embd, H), Init::kNormal,
+  out.push_back({"token_embd.weight", {H, n_vocab}, type_of("token_embd.weight", H), Init::kNormal,
                  2.5f / std::sqrt(float(H))});
   vec("output_norm.weight", {H}, Init::kNormWeight);
-  if (!p.tied) mat("output.weight", H, n_vocab, mix.head, 2.5f);
+  if (!p.tied) mat("output.weight", H, n_vocab, 2.5f);
   for (uint32_t i = 0; i < p.n_layer; i++) {
     const std::string b = "blk." + std::to_string(i) + ".";
     const bool attn = (i + 1) % 4 == 0;
-    const TensorType vt = more_bits_layer(i, p.n_layer) ? mix.more_bits : mix.base;
     vec(b + "attn_norm.weight", {H}, Init::kNormWeight);
     vec(b + "post_attention_norm.weight", {H}, Init::kNormWeight);
     if (attn) {
       const int64_t q = int64_t(p.n_head) * p.head_dim, kv = int64_t(p.n_head_kv) * p.head_dim;
-      mat(b + "attn_q.weight", H, 2 * q, mix.base);
-      mat(b + "attn_k.weight", H, kv, mix.base);
-      mat(b + "attn_v.weight", H, kv, vt);
-      mat(b + "attn_output.weight", q, H, mix.base, 0.5f);
+      mat(b + "attn_q.weight", H, 2 * q);
+      mat(b + "attn_k.weight", H, kv);
+      mat(b + "attn_v.weight", H, kv);
+      mat(b + "attn_output.weight", q, H, 0.5f);
       vec(b + "attn_q_norm.weight", {p.head_dim}, Init::kNormWeight);
       vec(b + "attn_k_norm.weight", {p.head_dim}, Init::kNormWeight);
     } else {
-      mat(b + "attn_qkv.weight", H, conv_dim, vt);
-      mat(b + "attn_gate.weight", H, value_dim, mix.base);
+      mat(b + "attn_qkv.weight", H, conv_dim);
+      mat(b + "attn_gate.weight", H, value_dim);
       vec(b + "ssm_conv1d.weight", {4, conv_dim}, Init::kConv);
       vec(b + "ssm_dt.bias", {p.lin_v_heads}, Init::kDtBias);
       vec(b + "ssm_a", {p.lin_v_heads}, Init::kSsmA);
       out.push_back({b + "ssm_beta.weight", {H, p.lin_v_heads}, TensorType::F32, Init::kNormal, 1.0f / std::sqrt(float(H))});
       out.push_back({b + "ssm_alpha.weight", {H, p.lin_v_heads}, TensorType::F32, Init::kNormal, 1.0f / std::sqrt(float(H))});
       vec(b + "ssm_norm.weight", {p.lin_head_dim}, Init::kNormWeight);
-      mat(b + "ssm_out.weight", value_dim, H, mix.base, 0.5f);
+      mat(b + "ssm_out.weight", value_dim, H, 0.5f);
     }
     if (moe) {
       out.push_back({b + "ffn_gate_inp.weight", {H, p.n_expert}, TensorType::F32, Init::kNormal, 1.0f / std::sqrt(float(H))});
-      mat(b + "ffn_gate_exps.weight", H, p.n_ff_exp, mix.base, 1.0f, p.n_expert);
-      mat(b + "ffn_up_exps.weight", H, p.n_ff_exp, mix.base, 1.0f, p.n_expert);
-      mat(b + "ffn_down_exps.weight", p.n_ff_exp, H, vt, 0.5f, p.n_expert);
+      mat(b + "ffn_gate_exps.weight", H, p.n_ff_exp, 1.0f, p.n_expert);
+      mat(b + "ffn_up_exps.weight", H, p.n_ff_exp, 1.0f, p.n_expert);
+      mat(b + "ffn_down_exps.weight", p.n_ff_exp, H, 0.5f, p.n_expert);
       out.push_back({b + "ffn_gate_inp_shexp.weight", {H}, TensorType::F32, Init::kNormal, 1.0f / std::sqrt(float(H))});
-      mat(b + "ffn_gate_shexp.weight", H, p.n_ff_shexp, mix.base);
-      mat(b + "ffn_up_shexp.weight", H, p.n_ff_shexp, mix.base);
-      mat(b + "ffn_down_shexp.weight", p.n_ff_shexp, H, vt, 0.5f);
+      mat(b + "ffn_gate_shexp.weight", H, p.n_ff_shexp);
+      mat(b + "ffn_up_shexp.weight", H, p.n_ff_shexp);
+      mat(b + "ffn_down_shexp.weight", p.n_ff_shexp, H, 0.5f);
     } else {
-      mat(b + "ffn_gate.weight", H, p.n_ff, mix.base);
-      mat(b + "ffn_up.weight", H, p.n_ff, mix.base);
-      mat(b + "ffn_down.weight", p.n_ff, H, vt, 0.5f);
+      mat(b + "ffn_gate.weight", H, p.n_ff);
+      mat(b + "ffn_up.weight", H, p.n_ff);
+      mat(b + "ffn_down.weight", p.n_ff, H, 0.5f);
     }
   }
   return out;
@@ -219,17 +186,7 @@ void generate_rows(const TensorPlan& t, uint64_t seed, int64_t r0, int64_t r1, u
       quant::quantize_row(t.type, row.data(), dst + uint64_t(r - r0) * row_bytes, ne0);
     }
   };
-  const int64_t n = r1 - r0;
-  if (n_threads <= 1 || n < 2 * n_threads) {
-    work(r0, r1);
-    return;
-  }
-  std::vector<std::thread> threads;
-  for (int k = 0; k < n_threads; k++) {
-    int64_t a = r0 + n * k / n_threads, b = r0 + n * (k + 1) / n_threads;
-    threads.emplace_back(work, a, b);
-  }
-  for (auto& th : threads) th.join();
+  parallel_ranges(r1 - r0, n_threads, [&](int64_t a, int64_t b) { work(r0 + a, r0 + b); });
 }
 
 std::string read_text_file(const std::string& path) {
@@ -283,14 +240,8 @@ int cmd_make_model(int argc, char** argv) {
     for (const auto& p : kPresets) names += std::string(names.empty() ? "" : ", ") + p.name;
     fail("unknown --preset '", preset_name, "' (choose one of ", names, ")");
   }
-  const Mix* mix = nullptr;
-  for (const auto& m : kMixes)
-    if (type_name == m.name) mix = &m;
-  if (!mix) {
-    std::string names;
-    for (const auto& m : kMixes) names += std::string(names.empty() ? "" : ", ") + m.name;
-    fail("unknown --type '", type_name, "' (choose one of ", names, ")");
-  }
+  const TypeMix* mix = find_type_mix(type_name);
+  if (!mix) fail("unknown --type '", type_name, "' (choose one of ", type_mix_names(), ")");
 
   ModelVocab vocab = tokenizer_path ? vocab_from_tokenizer_json(*tokenizer_path) : byte_level_vocab();
   const uint32_t n_vocab = std::max<uint32_t>(preset->n_vocab, uint32_t(vocab.tokens.size()));
