@@ -1,0 +1,150 @@
+// The numeric kernels the forward pass calls, as a table of function pointers.
+//
+// reference_ops() is plain scalar C++ written straight from spec/qwen35.md: f32
+// arithmetic, weights of any GGUF type expanded one row at a time. Faster tables
+// (SIMD per CPU level, threads) can be installed with set_ops() and are tested
+// against the reference on random inputs.
+//
+// Conventions: activations are f32 rows; a "stride" is the distance in floats
+// between consecutive rows (tokens). Nothing here allocates per call except a
+// per-thread scratch row that grows to the widest matrix once.
+#pragma once
+
+#include <cstdint>
+
+#include "gguf/types.h"
+
+namespace pocket::kernels {
+
+using gguf::TensorType;
+
+// A weight matrix viewed in place (usually inside the memory-mapped GGUF file):
+// n_out rows of n_in elements of `type`; row o starts at data + o * row_bytes.
+// GGUF shape {n_in, n_out}: y[o] = sum_i W[o][i] * x[i].
+struct Mat {
+  TensorType type = TensorType::F32;
+  const uint8_t* data = nullptr;
+  int64_t n_in = 0;
+  int64_t n_out = 0;
+  uint64_t row_bytes = 0;
+
+  // Rows [first, first + count) as a matrix of their own.
+  Mat rows(int64_t first, int64_t count) const {
+    return Mat{type, data + uint64_t(first) * row_bytes, n_in, count, row_bytes};
+  }
+};
+
+// Element type of a KV cache.
+enum class KvType : uint8_t { F32, F16 };
+inline uint64_t kv_type_size(KvType t) { return t == KvType::F32 ? 4 : 2; }
+
+// One attention layer's K and V for one sequence. Positions live in pages of
+// page_tokens rows each; the rows of page i start at pages[i] + k_offset (K)
+// and pages[i] + v_offset (V). One row holds the n_kv heads of one position
+// (row_elems = n_kv * head_dim). Pages let sequences share a prefix later.
+struct KvView {
+  KvType type = KvType::F32;
+  int64_t row_elems = 0;
+  int64_t page_tokens = 0;
+  uint8_t* const* pages = nullptr;
+  uint64_t k_offset = 0;
+  uint64_t v_offset = 0;
+
+  uint64_t row_bytes() const { return uint64_t(row_elems) * kv_type_size(type); }
+  uint8_t* k_row(int64_t pos) const {
+    return pages[pos / page_tokens] + k_offset + uint64_t(pos % page_tokens) * row_bytes();
+  }
+  uint8_t* v_row(int64_t pos) const {
+    return pages[pos / page_tokens] + v_offset + uint64_t(pos % page_tokens) * row_bytes();
+  }
+};
+
+// Rotary embedding on the first n_rot dims of each head, NEOX pairing
+// (x_i, x_{i + n_rot/2}), with IMROPE sections choosing which of the four
+// position components drives each pair (spec 2.4).
+struct RopeParams {
+  int64_t n_rot = 0;
+  int32_t sections[4] = {0, 0, 0, 0};
+  float theta = 10000.0f;
+};
+
+// Causal grouped-query attention over one segment of one sequence.
+struct AttentionShape {
+  int64_t n_head = 0;
+  int64_t n_head_kv = 0;
+  int64_t head_dim = 0;
+  float scale = 1.0f;
+};
+
+// Gated DeltaNet head layout. Value head h reads key/query head h % n_k
+// (the tiled order GGUF files store, spec 2.5 step 7).
+struct DeltaNetShape {
+  int64_t n_k = 0;  // key (and query) heads
+  int64_t n_v = 0;  // value heads, each with its own d_k x d_v state
+  int64_t d_k = 0;
+  int64_t d_v = 0;
+};
+
+struct Ops {
+  const char* name;
+
+  // y[r][o] = sum_i W[o][i] * x[r][i] for r < n_rows: every weight row is read
+  // (and expanded) once for the whole batch.
+  void (*matmul)(const Mat& w, const float* x, int64_t n_rows, int64_t x_stride, float* y,
+                 int64_t y_stride);
+
+  // y = x / sqrt(mean(x^2) + eps) * w   (w may be null: no weight). y may alias x.
+  void (*rmsnorm)(const float* x, const float* w, int64_t n, float eps, float* y);
+  // x = x / max(sqrt(sum(x^2)), eps), in place.
+  void (*l2norm)(float* x, int64_t n, float eps);
+  // In place, over n values, f32.
+  void (*softmax)(float* x, int64_t n);
+  void (*silu)(float* x, int64_t n);
+  void (*sigmoid)(float* x, int64_t n);
+  // out[i] = silu(gate[i]) * up[i]
+  void (*swiglu)(const float* gate, const float* up, float* out, int64_t n);
+
+  // Rotates each of n_heads heads (head_dim apart) in place for the position
+  // components pos[4] = (t, h, w, e).
+  void (*rope)(float* x, int64_t n_heads, int64_t head_dim, const RopeParams& p,
+               const int64_t pos[4]);
+
+  // Writes one position's K and V rows (n_kv * head_dim values each) into the cache.
+  void (*kv_store)(const KvView& kv, int64_t pos, const float* k, const float* v);
+  // For n_tokens queries at positions pos0 .. pos0 + n_tokens - 1 (rows of
+  // n_head * head_dim, already normed and rotated), attends to cache positions
+  // 0 .. own position; writes n_head * head_dim values per token to out.
+  void (*attention)(const AttentionShape& s, const float* q, int64_t q_stride, int64_t n_tokens,
+                    int64_t pos0, const KvView& kv, float* out, int64_t out_stride);
+
+  // Causal depthwise conv + SiLU over n_tokens rows of `channels` values.
+  // w: channels x kernel taps (tap kernel-1 multiplies the current input).
+  // state: the last kernel-1 raw inputs, oldest first, channels values each;
+  // read as the inputs before the first token and updated to the last ones.
+  void (*conv1d_silu)(int64_t n_tokens, int64_t channels, int64_t kernel, const float* x,
+                      int64_t x_stride, const float* w, float* state, float* out,
+                      int64_t out_stride);
+
+  // The gated delta rule (spec 2.5 step 8) for n_tokens tokens of one sequence.
+  // Per token: q and k rows of n_k * d_k (q already L2-normed and scaled, k
+  // L2-normed) at q + t*qk_stride and k + t*qk_stride, v row of n_v * d_v,
+  // log-decay g and beta rows of n_v. state: n_v matrices S[d_k][d_v], updated
+  // in place. out: n_v * d_v per token, S^T q after the update.
+  void (*gated_delta_rule)(const DeltaNetShape& s, int64_t n_tokens, const float* q,
+                           const float* k, int64_t qk_stride, const float* v, int64_t v_stride,
+                           const float* g, const float* beta, int64_t gb_stride, float* state,
+                           float* out, int64_t out_stride);
+};
+
+// The scalar reference table.
+const Ops& reference_ops();
+// The table the model uses (reference_ops() unless set_ops changed it).
+const Ops& ops();
+void set_ops(const Ops& table);
+
+// Helpers shared by kernels (reference numerics, exposed for tests).
+float silu(float x);
+float sigmoid(float x);
+float softplus(float x);  // ln(1 + e^x); x for x > 20 (as PyTorch and ggml)
+
+}  // namespace pocket::kernels
