@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The test command (README.md, .ci/run): installs what is needed, builds, and runs
 #   1. the whole GoogleTest suite (Release build, ctest),
-#   2. the parsers' tests again under AddressSanitizer + UndefinedBehaviorSanitizer,
-#   3. each libFuzzer target for a bounded time, seeded with the golden files.
-# Environment: POCKET_FUZZ_SECONDS (default 20 per target), POCKET_SKIP_SANITIZE=1,
-# POCKET_SKIP_FUZZ=1 to shorten local runs.
+#   2. the parsers' tests again under AddressSanitizer + UndefinedBehaviorSanitizer
+#      (clang build; POCKET_ASAN_TESTS is the ctest regex),
+#   3. each libFuzzer target for a bounded time (POCKET_FUZZ_SECONDS, default 20),
+#      seeded with fuzz/<name>_seeds and the golden files.
+# POCKET_SKIP_SANITIZE=1 skips 2 and 3 for quick local runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -19,19 +20,17 @@ echo "== tests (Release)"
 ctest --test-dir build --output-on-failure -j"$JOBS"
 
 if [ "${POCKET_SKIP_SANITIZE:-0}" != 1 ]; then
-  echo "== build (ASan + UBSan)"
-  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOCKET_SANITIZE=ON >/dev/null
-  ninja -C build-asan -j"$JOBS" pocket gguf_tests cli_tests
-  echo "== tests (ASan + UBSan): file formats and the CLI on corrupted files"
+  # One clang build with ASan + UBSan and libFuzzer coverage serves both steps below.
+  echo "== build (clang, ASan + UBSan, fuzz targets)"
+  CC=clang CXX=clang++ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DPOCKET_SANITIZE=ON -DPOCKET_FUZZ=ON >/dev/null
+  ninja -C build-asan -j"$JOBS" pocket gguf_tests cli_tests text_tests $(cd build-asan && ninja -t targets all | grep -o '^[a-z_]*_fuzz:' | tr -d ':' | sort -u)
+  echo "== tests (ASan + UBSan): file formats, text, and the CLI on corrupted files"
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    ctest --test-dir build-asan --output-on-failure -j"$JOBS" -R '^(Gguf|GgufCorrupt|PocketInfo)\.'
-fi
+    ctest --test-dir build-asan --output-on-failure -j"$JOBS" -R "${POCKET_ASAN_TESTS:-^(Gguf|GgufCorrupt|PocketInfo|Tokenizer|Jinja|ChatTemplate)}"
 
-if [ "${POCKET_SKIP_FUZZ:-0}" != 1 ]; then
   echo "== fuzz (libFuzzer, ${POCKET_FUZZ_SECONDS:-20}s per target)"
-  CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOCKET_FUZZ=ON >/dev/null
-  ninja -C build-fuzz -j"$JOBS"
-  for target in build-fuzz/*_fuzz; do
+  for target in build-asan/*_fuzz; do
     name=$(basename "$target")
     corpus=$(mktemp -d)
     seeds="$ROOT/fuzz/${name%_fuzz}_seeds"
@@ -48,8 +47,7 @@ if [ "${POCKET_SKIP_FUZZ:-0}" != 1 ]; then
       exit 1
     fi
     grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|Done)" "$log" || true
-    rm -f "$log"
-    rm -rf "$corpus"
+    rm -rf "$corpus" "$log"
   done
 fi
 echo "== all tests passed"
