@@ -118,7 +118,7 @@ void Tokenizer::encode_word(std::string_view word, std::vector<int32_t>& out) co
     bpe(word, out);
     return;
   }
-  const size_t hash = std::hash<std::string_view>()(word);
+  const uint64_t hash = WordCache::hash(word);
   if (cache_->lookup(word, hash, out)) return;
   const size_t start = out.size();
   bpe(word, out);

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <array>
+#include <cstdint>
+#include <cstring>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -61,39 +63,96 @@ class Tokenizer::MergeTable {
 };
 
 // Pre-token bytes -> BPE ids. Natural text repeats its words constantly, so
-// this removes most of the BPE work. Sharded so that concurrent encoders
-// rarely wait on each other; a full shard is simply emptied.
+// this removes most of the BPE work. Each shard is a flat open-addressing
+// table whose keys and ids live in one byte arena (no allocation per entry);
+// a full shard is simply emptied. Sharding keeps concurrent encoders from
+// waiting on each other.
 class Tokenizer::WordCache {
  public:
   static constexpr size_t kMaxWordBytes = 128;
 
-  bool lookup(std::string_view word, size_t hash, std::vector<int32_t>& out) {
-    Shard& s = shards_[hash % kShards];
-    std::lock_guard<std::mutex> lock(s.mutex);
-    auto it = s.map.find(word);
-    if (it == s.map.end()) return false;
-    out.insert(out.end(), it->second.begin(), it->second.end());
-    return true;
+  // A fast hash for short byte strings (8 bytes at a time, multiply-mix).
+  static uint64_t hash(std::string_view s) {
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ s.size();
+    size_t i = 0;
+    for (; i + 8 <= s.size(); i += 8) {
+      uint64_t w;
+      std::memcpy(&w, s.data() + i, 8);
+      h = (h ^ w) * 0xFF51AFD7ED558CCDull;
+      h ^= h >> 32;
+    }
+    if (i < s.size()) {
+      uint64_t w = 0;
+      std::memcpy(&w, s.data() + i, s.size() - i);
+      h = (h ^ w) * 0xC4CEB9FE1A85EC53ull;
+    }
+    return h ^ (h >> 29);
   }
 
-  void store(std::string_view word, size_t hash, const int32_t* ids, size_t n) {
-    Shard& s = shards_[hash % kShards];
+  bool lookup(std::string_view word, uint64_t h, std::vector<int32_t>& out) {
+    Shard& s = shards_[h % kShards];
     std::lock_guard<std::mutex> lock(s.mutex);
-    if (s.map.size() >= kMaxEntriesPerShard) s.map.clear();
-    s.map.emplace(std::string(word), std::vector<int32_t>(ids, ids + n));
+    if (s.entries.empty()) return false;
+    for (size_t i = (h >> 8) & kSlotMask;; i = (i + 1) & kSlotMask) {
+      const Entry& e = s.entries[i];
+      if (e.n_ids == 0) return false;
+      if (e.hash == h && e.word_len == word.size() &&
+          std::memcmp(s.arena.data() + e.offset, word.data(), word.size()) == 0) {
+        const char* ids = s.arena.data() + e.offset + e.word_len;
+        const size_t start = out.size();
+        out.resize(start + e.n_ids);
+        std::memcpy(out.data() + start, ids, e.n_ids * sizeof(int32_t));
+        return true;
+      }
+    }
+  }
+
+  void store(std::string_view word, uint64_t h, const int32_t* ids, size_t n) {
+    if (n == 0 || n > kMaxWordBytes) return;
+    Shard& s = shards_[h % kShards];
+    std::lock_guard<std::mutex> lock(s.mutex);
+    if (s.entries.empty() || s.used >= kMaxEntries || s.arena.size() > kMaxArenaBytes) {
+      s.entries.assign(kSlots, Entry{});
+      s.arena.clear();
+      s.used = 0;
+    }
+    size_t i = (h >> 8) & kSlotMask;
+    while (s.entries[i].n_ids != 0) {
+      if (s.entries[i].hash == h && s.entries[i].word_len == word.size() &&
+          std::memcmp(s.arena.data() + s.entries[i].offset, word.data(), word.size()) == 0) {
+        return;  // stored meanwhile by another thread
+      }
+      i = (i + 1) & kSlotMask;
+    }
+    Entry& e = s.entries[i];
+    e.hash = h;
+    e.offset = uint32_t(s.arena.size());
+    e.word_len = uint16_t(word.size());
+    e.n_ids = uint16_t(n);
+    s.arena.insert(s.arena.end(), word.begin(), word.end());
+    const char* id_bytes = reinterpret_cast<const char*>(ids);
+    s.arena.insert(s.arena.end(), id_bytes, id_bytes + n * sizeof(int32_t));
+    s.used++;
   }
 
  private:
-  struct Hash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  struct Entry {
+    uint64_t hash = 0;
+    uint32_t offset = 0;    // of the word in the arena; its ids follow it
+    uint16_t word_len = 0;
+    uint16_t n_ids = 0;     // 0 = empty slot
   };
   struct Shard {
     std::mutex mutex;
-    std::unordered_map<std::string, std::vector<int32_t>, Hash, std::equal_to<>> map;
+    std::vector<Entry> entries;  // allocated on first store
+    std::vector<char> arena;
+    size_t used = 0;
   };
   static constexpr size_t kShards = 16;
-  static constexpr size_t kMaxEntriesPerShard = 16384;
+  static constexpr size_t kSlots = 1 << 13;  // per shard
+  static constexpr size_t kSlotMask = kSlots - 1;
+  static constexpr size_t kMaxEntries = kSlots / 2;
+  static constexpr size_t kMaxArenaBytes = 1 << 20;
   std::array<Shard, kShards> shards_;
 };
 
