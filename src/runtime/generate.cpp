@@ -43,13 +43,10 @@ GenerateResult generate(const model::Model& model, Sequence& seq, std::span<cons
   const int64_t n_vocab = model.config().n_vocab;
   GeneratedToken tok;
   int32_t next[1];
+  model::Batch decode;  // one token: the previous one
+  decode.segments.push_back({&seq, std::span<const int32_t>(next, 1), model::Logits::kLast});
   for (int64_t step = 0; step < options.max_tokens; step++) {
-    if (step > 0) {
-      // Feed the previous token (its logits land in ws.logits(0)).
-      model::Batch batch;
-      batch.segments.push_back({&seq, std::span<const int32_t>(next, 1), model::Logits::kLast});
-      model.forward(batch, ws);
-    }
+    if (step > 0) model.forward(decode, ws);  // its logits land in ws.logits(0)
     const std::span<const float> logits(ws.logits(0), size_t(n_vocab));
     tok.id = sampler.sample(logits);
     sampler.accept(tok.id);
@@ -61,18 +58,21 @@ GenerateResult generate(const model::Model& model, Sequence& seq, std::span<cons
       tok.top = std::move(lp.top);
     }
     result.generated_tokens++;
+    const bool at_limit = step + 1 == options.max_tokens;
+    // The next step would need one more position than the context holds.
+    const bool context_full = seq.n_tokens() >= seq.n_ctx();
+    tok.last = tok.end_of_generation || at_limit || context_full;
     const bool go_on = on_token(tok);
     if (tok.end_of_generation) {
       result.stopped_by_eog = true;
       break;
     }
-    if (!go_on) break;
-    next[0] = tok.id;
-    // The context is full: stop cleanly rather than fail on the next step.
-    if (seq.n_tokens() >= seq.n_ctx() && step + 1 < options.max_tokens) {
+    if (at_limit || !go_on) break;
+    if (context_full) {
       result.stopped_by_context = true;
       break;
     }
+    next[0] = tok.id;
   }
   result.decode_ms = ms_since(t1);
   return result;

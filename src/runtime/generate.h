@@ -32,6 +32,7 @@ struct GenerateOptions {
 struct GeneratedToken {
   int32_t id = 0;
   bool end_of_generation = false;  // one of stop_ids
+  bool last = false;               // generation ends after this token (eog, limit, context)
   // log-softmax of the raw logits (before any sampling transform), if asked.
   double logprob = 0.0;
   std::vector<std::pair<int32_t, double>> top;

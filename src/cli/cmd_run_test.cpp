@@ -1,0 +1,174 @@
+// `pocket run` end to end: the binary (POCKET_BIN, set by ctest) reproduces the
+// golden greedy continuations through --prompt-ids and through --chat, emits
+// the --json contract, and fails with clear messages.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+using nlohmann::json;
+
+std::string golden(const std::string& name) { return std::string(POCKET_SHARED_DIR) + "/golden/" + name; }
+
+struct RunResult {
+  int status = -1;
+  std::string out, err;
+};
+
+std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+// Runs `pocket run ARGS`, capturing stdout and stderr.
+RunResult run_pocket(const std::vector<std::string>& args) {
+  const char* bin = std::getenv("POCKET_BIN");
+  RunResult r;
+  if (!bin) return r;
+  const std::string err_path = ::testing::TempDir() + "pocket_run_stderr.txt";
+  std::string cmd = shell_quote(bin) + " run";
+  for (const std::string& a : args) cmd += " " + shell_quote(a);
+  cmd += " 2>" + shell_quote(err_path);
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  const int status = pclose(p);
+  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream e(err_path);
+  r.err.assign(std::istreambuf_iterator<char>(e), std::istreambuf_iterator<char>());
+  return r;
+}
+
+std::vector<json> json_lines(const std::string& out) {
+  std::vector<json> lines;
+  std::istringstream in(out);
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty()) lines.push_back(json::parse(line));
+  return lines;
+}
+
+std::string join_ids(const std::vector<int32_t>& ids) {
+  std::string s;
+  for (size_t i = 0; i < ids.size(); i++) s += (i ? "," : "") + std::to_string(ids[i]);
+  return s;
+}
+
+class RunCommand : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!std::getenv("POCKET_BIN")) GTEST_SKIP() << "POCKET_BIN not set (run through ctest)";
+  }
+  // Checks the JSON token lines against a golden prompt's first n steps.
+  static void expect_golden(const std::vector<json>& lines, const json& prompt, size_t n, int top_k) {
+    const std::vector<int32_t> gen = prompt["generated_ids"].get<std::vector<int32_t>>();
+    const size_t expect_n = std::min(n, gen.size());
+    ASSERT_EQ(lines.size(), expect_n + 1);
+    for (size_t k = 0; k < expect_n; k++) {
+      const json& t = lines[k];
+      EXPECT_EQ(t["id"].get<int32_t>(), gen[k]) << "token " << k;
+      EXPECT_TRUE(t["text"].is_string());
+      EXPECT_NEAR(t["logprob"].get<double>(), prompt["steps"][k]["logprob"].get<double>(), 2e-3);
+      ASSERT_EQ(t["top_logprobs"].size(), size_t(top_k));
+      for (int j = 0; j < top_k; j++) {
+        const json& g = prompt["steps"][k]["top"][size_t(j)];
+        EXPECT_EQ(t["top_logprobs"][size_t(j)]["id"].get<int32_t>(), g[0].get<int32_t>());
+        EXPECT_NEAR(t["top_logprobs"][size_t(j)]["logprob"].get<double>(), g[2].get<double>(), 2e-3);
+      }
+    }
+    const json& done = lines.back();
+    EXPECT_EQ(done["done"], true);
+    EXPECT_EQ(done["prompt_tokens"].get<int64_t>(), prompt["n_prompt"].get<int64_t>());
+    EXPECT_EQ(done["generated_tokens"].get<size_t>(), expect_n);
+    EXPECT_GE(done["prefill_ms"].get<double>(), 0.0);
+    EXPECT_GE(done["decode_ms"].get<double>(), 0.0);
+  }
+};
+
+TEST_F(RunCommand, PromptIdsReproduceGoldenGreedy) {
+  for (const char* stem : {"tiny-qwen35-dense-tied-f32", "tiny-qwen35moe-f32"}) {
+    std::ifstream in(golden(std::string("model_") + stem + ".json"));
+    const json g = json::parse(in);
+    for (const json& prompt : g["prompts"]) {
+      const std::string name = prompt["name"];
+      if (name != "random_len1" && name != "random_len17" && name != "random_len200") continue;
+      const RunResult r = run_pocket({"-m", golden(g["model_file"]), "--prompt-ids",
+                                      join_ids(prompt["prompt_ids"].get<std::vector<int32_t>>()), "--json",
+                                      "-n", "8", "--top-logprobs", "3"});
+      ASSERT_EQ(r.status, 0) << r.err;
+      SCOPED_TRACE(std::string(stem) + " " + name);
+      expect_golden(json_lines(r.out), prompt, 8, 3);
+    }
+  }
+}
+
+TEST_F(RunCommand, ChatPromptGoesThroughTemplateAndTokenizer) {
+  std::ifstream in(golden("model_tiny-qwen35-dense-tied-f32.json"));
+  const json g = json::parse(in);
+  for (const json& prompt : g["prompts"]) {
+    if (prompt["name"] != "chat_user") continue;
+    const json& req = prompt["chat_request"];
+    ASSERT_EQ(req["messages"].size(), 1u);
+    ASSERT_FALSE(req.contains("enable_thinking"));
+    const RunResult r = run_pocket({"-m", golden(g["model_file"]), "--chat", "-p",
+                                    req["messages"][0]["content"].get<std::string>(), "--json", "-n", "6"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    expect_golden(json_lines(r.out), prompt, 6, 5);
+  }
+}
+
+TEST_F(RunCommand, TextModeStreamsAndReportsTimings) {
+  const RunResult r = run_pocket({"-m", golden("tiny-qwen35-dense-untied-q8_0.gguf"), "-p", "Hello world",
+                                  "-n", "5", "--temp", "0.8", "--top-k", "40", "--top-p", "0.9",
+                                  "--seed", "3", "--repeat-penalty", "1.1"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_FALSE(r.out.empty());
+  EXPECT_NE(r.err.find("tokens/s"), std::string::npos) << r.err;
+  // Same seed, same text.
+  const RunResult again = run_pocket({"-m", golden("tiny-qwen35-dense-untied-q8_0.gguf"), "-p", "Hello world",
+                                      "-n", "5", "--temp", "0.8", "--top-k", "40", "--top-p", "0.9",
+                                      "--seed", "3", "--repeat-penalty", "1.1"});
+  EXPECT_EQ(again.out, r.out);
+}
+
+TEST_F(RunCommand, ClearErrors) {
+  RunResult r = run_pocket({"-m", "/nonexistent/model.gguf", "-p", "x"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("/nonexistent/model.gguf"), std::string::npos) << r.err;
+
+  r = run_pocket({"-m", golden("tiny-qwen35-dense-tied-f32.gguf"), "--prompt-ids", "1,2,3,4,5", "--ctx", "4"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("context length"), std::string::npos) << r.err;
+
+  r = run_pocket({"-m", golden("tiny-qwen35-dense-tied-f32.gguf"), "--prompt-ids", "1,99999"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("99999"), std::string::npos) << r.err;
+
+  r = run_pocket({"-m", golden("tiny-qwen35-dense-tied-f32.gguf"), "--prompt-ids", "1", "--bogus"});
+  EXPECT_EQ(r.status, 1);
+}
+
+TEST_F(RunCommand, StopsAtTheContextLength) {
+  const RunResult r = run_pocket({"-m", golden("tiny-qwen35-dense-tied-f32.gguf"), "--prompt-ids", "1,2,3",
+                                  "--ctx", "6", "-n", "10", "--json", "--top-logprobs", "0"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const std::vector<json> lines = json_lines(r.out);
+  // Positions 3, 4, 5 take the first three generated tokens; the fourth is
+  // sampled from position 5's logits and is the last.
+  ASSERT_EQ(lines.size(), 5u);
+  EXPECT_EQ(lines.back()["generated_tokens"].get<int>(), 4);
+  EXPECT_NE(r.err.find("context length"), std::string::npos) << r.err;
+}
+
+}  // namespace
