@@ -40,6 +40,14 @@ void quantize_q6_k(const float* src, uint8_t* dst, int64_t nb);
 void quantize_iq4_nl(const float* src, uint8_t* dst, int64_t nb);
 void quantize_iq4_xs(const float* src, uint8_t* dst, int64_t nb);
 
+// The quantizers above run several sub-block searches side by side (same f32
+// operations per sub-block, SIMD-friendly). These run one sub-block at a time,
+// the plain scalar form; tests check both write identical bytes.
+void quantize_q2_k_one_lane(const float* src, uint8_t* dst, int64_t nb);
+void quantize_q4_k_one_lane(const float* src, uint8_t* dst, int64_t nb);
+void quantize_q5_k_one_lane(const float* src, uint8_t* dst, int64_t nb);
+void quantize_q6_k_one_lane(const float* src, uint8_t* dst, int64_t nb);
+
 // §8: weight blocks times activation blocks (nb block pairs).
 float vec_dot_q4_0_q8_0(const uint8_t* w, const uint8_t* a, int64_t nb);
 float vec_dot_q5_0_q8_0(const uint8_t* w, const uint8_t* a, int64_t nb);

@@ -5,6 +5,7 @@
 // output byte for byte. Do not "optimise" the sums into another order: that
 // changes some output bytes.
 #include <cmath>
+#include <type_traits>
 
 #include "quant/blocks.h"
 #include "quant/quant_impl.h"
@@ -17,69 +18,160 @@ namespace {
 // Sub-block scales whose magnitude is below this are treated as all zero.
 constexpr float kGroupMaxEps = 1e-15f;
 
-// §7.1 "qkx2": fits x ≈ scale·L + lo (L in 0..nmax, lo ≤ 0) by trying a grid of
-// inverse scales and refitting by weighted least squares. Writes L, returns the
-// scale and stores min = -lo in *the_min. `laux` is scratch of n bytes.
-float make_qkx2_quants(int n, int nmax, const float* x, const float* w, uint8_t* L, float* the_min,
-                       uint8_t* laux, float rmin, float rdelta, int nstep, bool use_mad) {
-  float lo = x[0];
-  float hi = x[0];
-  float sum_w = w[0];
-  float sum_x = sum_w * x[0];
-  for (int i = 1; i < n; ++i) {
-    if (x[i] < lo) lo = x[i];
-    if (x[i] > hi) hi = x[i];
-    sum_w += w[i];
-    sum_x += w[i] * x[i];
-  }
-  if (lo > 0) lo = 0;
-  if (hi == lo) {
-    for (int i = 0; i < n; ++i) L[i] = 0;
-    *the_min = -lo;
-    return 0.0f;
-  }
-  const auto err = [use_mad](float diff) { return use_mad ? std::fabs(diff) : diff * diff; };
+// ---- Lanes: the sub-block searches below run several independent sub-blocks
+// side by side. A lane pack V is either a plain float (one lane, the scalar
+// form) or F4, four f32 lanes as a GCC/Clang vector whose operations are
+// element-wise IEEE operations — so every lane computes exactly what the scalar
+// code computes, in the same order (sequential sums included). The packs only
+// let the hardware use SIMD and overlap the latency of the sequential sums.
+typedef float F4 __attribute__((vector_size(16)));
+typedef int32_t M4 __attribute__((vector_size(16)));
 
-  float iscale = float(nmax) / (hi - lo);
-  float scale = 1.0f / iscale;
-  float best_error = 0.0f;
-  for (int i = 0; i < n; ++i) {
-    const int l = clamp_to(nearest_int(iscale * (x[i] - lo)), 0, nmax);
-    L[i] = uint8_t(l);
-    best_error += w[i] * err(scale * float(l) + lo - x[i]);
+template <typename V>
+constexpr int kWidth = sizeof(V) / sizeof(float);
+template <typename V>
+using Mask = decltype(V{} < V{});  // bool or M4
+
+template <typename V>
+inline V splat(float x) {
+  if constexpr (std::is_same_v<V, float>) {
+    return x;
+  } else {
+    return F4{x, x, x, x};
   }
-  for (int k = 0; k <= nstep; ++k) {
+}
+inline float lane(float v, int) { return v; }
+inline float lane(F4 v, int e) { return v[e]; }
+inline void set_lane(float& v, int, float x) { v = x; }
+inline void set_lane(F4& v, int e, float x) { v[e] = x; }
+inline bool lane(bool m, int) { return m; }
+inline bool lane(M4 m, int e) { return m[e] != 0; }
+
+inline float blend(bool m, float a, float b) { return m ? a : b; }
+inline F4 blend(M4 m, F4 a, F4 b) { return (F4)(((M4)a & m) | ((M4)b & ~m)); }
+inline bool mask_and(bool a, bool b) { return a && b; }
+inline M4 mask_and(M4 a, M4 b) { return a & b; }
+inline bool mask_not(bool a) { return !a; }
+inline M4 mask_not(M4 a) { return ~a; }
+inline bool mask_any(bool a) { return a; }
+inline bool mask_any(M4 a) { return (a[0] | a[1] | a[2] | a[3]) != 0; }
+inline float abs_value(float v) { return std::fabs(v); }
+inline F4 abs_value(F4 v) { return (F4)((M4)v & 0x7FFFFFFF); }
+
+// Rounds v to the nearest integer (ties to even) after clamping it to [lo, hi]
+// (integers), as f32. Equal to clamp(nearest_int(v), lo, hi) for every v; a
+// NaN gives lo.
+template <typename V>
+inline V round_clamped(V v, V lo, V hi) {
+  V c = blend(v > lo, v, lo);
+  c = blend(c < hi, c, hi);
+  const V magic = splat<V>(12582912.0f);  // 1.5·2^23: exact RNE for |c| < 2^22
+  return (c + magic) - magic;
+}
+
+// Sub-block k's element i into / out of lane-major storage t[i][pack].
+template <typename V, int kN, int kPacks>
+void to_lanes(const float* x, V (&t)[kN][kPacks]) {
+  for (int k = 0; k < kPacks * kWidth<V>; ++k)
+    for (int i = 0; i < kN; ++i) set_lane(t[i][k / kWidth<V>], k % kWidth<V>, x[k * kN + i]);
+}
+
+// §7.1 "qkx2": fits x ≈ scale·L + lo (L in 0..nmax, lo ≤ 0) by trying a grid of
+// inverse scales and refitting by weighted least squares, on kPacks·width(V)
+// sub-blocks of kN values at once (x and w hold them one after the other).
+// Writes each sub-block's L (0..nmax), scale, and min (= -lo, the amount
+// subtracted at dequantization).
+template <typename V, int kPacks, int kN, bool kMad>
+void make_qkx2_quants(int nmax, const float* x, const float* w, float rmin, float rdelta,
+                      int nstep, uint8_t* L, float* scale_out, float* min_out) {
+  V xt[kN][kPacks], wt[kN][kPacks], lt[kN][kPacks], laux[kN][kPacks];
+  to_lanes(x, xt);
+  to_lanes(w, wt);
+  const V zero = splat<V>(0.0f), vnmax = splat<V>(float(nmax));
+  const auto err = [](V diff) {
+    if constexpr (kMad) {
+      return abs_value(diff);
+    } else {
+      return diff * diff;
+    }
+  };
+
+  V lo[kPacks], hi[kPacks], sum_w[kPacks], sum_x[kPacks];
+  for (int p = 0; p < kPacks; ++p) {
+    lo[p] = hi[p] = xt[0][p];
+    sum_w[p] = wt[0][p];
+    sum_x[p] = sum_w[p] * xt[0][p];
+  }
+  for (int i = 1; i < kN; ++i)
+    for (int p = 0; p < kPacks; ++p) {
+      lo[p] = blend(xt[i][p] < lo[p], xt[i][p], lo[p]);
+      hi[p] = blend(xt[i][p] > hi[p], xt[i][p], hi[p]);
+      sum_w[p] += wt[i][p];
+      sum_x[p] += wt[i][p] * xt[i][p];
+    }
+  // A flat sub-block (hi == lo) gets L = 0, scale 0 and takes no candidate; its
+  // lane still computes (harmless infinities and NaNs) to keep the code branch-free.
+  Mask<V> flat[kPacks];
+  V scale[kPacks], best[kPacks], iscale[kPacks];
+  for (int p = 0; p < kPacks; ++p) {
+    lo[p] = blend(lo[p] > zero, zero, lo[p]);
+    flat[p] = hi[p] == lo[p];
+    iscale[p] = vnmax / (hi[p] - lo[p]);
+    scale[p] = splat<V>(1.0f) / iscale[p];
+    best[p] = zero;
+  }
+  for (int i = 0; i < kN; ++i)
+    for (int p = 0; p < kPacks; ++p) {
+      const V l = round_clamped(iscale[p] * (xt[i][p] - lo[p]), zero, vnmax);
+      lt[i][p] = l;
+      best[p] += wt[i][p] * err(scale[p] * l + lo[p] - xt[i][p]);
+    }
+  for (int step = 0; step <= nstep; ++step) {
     // Uses the current lo, which changes whenever a candidate is adopted.
-    iscale = (rmin + rdelta * float(k) + float(nmax)) / (hi - lo);
-    float sum_l = 0.0f, sum_l2 = 0.0f, sum_xl = 0.0f;
-    for (int i = 0; i < n; ++i) {
-      const int l = clamp_to(nearest_int(iscale * (x[i] - lo)), 0, nmax);
-      laux[i] = uint8_t(l);
-      const float wl = w[i] * float(l);
-      sum_l += wl;
-      sum_l2 += wl * float(l);
-      sum_xl += wl * x[i];
+    const V num = splat<V>(rmin + rdelta * float(step) + float(nmax));
+    V sum_l[kPacks], sum_l2[kPacks], sum_xl[kPacks];
+    for (int p = 0; p < kPacks; ++p) {
+      iscale[p] = num / (hi[p] - lo[p]);
+      sum_l[p] = sum_l2[p] = sum_xl[p] = zero;
     }
-    const float det = sum_w * sum_l2 - sum_l * sum_l;
-    if (det > 0) {
-      float this_scale = (sum_w * sum_xl - sum_x * sum_l) / det;
-      float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / det;
-      if (this_min > 0) {
-        this_min = 0;
-        this_scale = sum_xl / sum_l2;
+    for (int i = 0; i < kN; ++i)
+      for (int p = 0; p < kPacks; ++p) {
+        const V l = round_clamped(iscale[p] * (xt[i][p] - lo[p]), zero, vnmax);
+        laux[i][p] = l;
+        const V wl = wt[i][p] * l;
+        sum_l[p] += wl;
+        sum_l2[p] += wl * l;
+        sum_xl[p] += wl * xt[i][p];
       }
-      float cur_error = 0.0f;
-      for (int i = 0; i < n; ++i) cur_error += w[i] * err(this_scale * float(laux[i]) + this_min - x[i]);
-      if (cur_error < best_error) {
-        for (int i = 0; i < n; ++i) L[i] = laux[i];
-        best_error = cur_error;
-        scale = this_scale;
-        lo = this_min;
-      }
+    V det[kPacks], this_scale[kPacks], this_min[kPacks], cur[kPacks];
+    for (int p = 0; p < kPacks; ++p) {
+      det[p] = sum_w[p] * sum_l2[p] - sum_l[p] * sum_l[p];
+      const V s = (sum_w[p] * sum_xl[p] - sum_x[p] * sum_l[p]) / det[p];
+      const V m = (sum_l2[p] * sum_x[p] - sum_l[p] * sum_xl[p]) / det[p];
+      const Mask<V> min_positive = m > zero;
+      this_scale[p] = blend(min_positive, sum_xl[p] / sum_l2[p], s);
+      this_min[p] = blend(min_positive, zero, m);
+      cur[p] = zero;
+    }
+    for (int i = 0; i < kN; ++i)
+      for (int p = 0; p < kPacks; ++p)
+        cur[p] += wt[i][p] * err(this_scale[p] * laux[i][p] + this_min[p] - xt[i][p]);
+    for (int p = 0; p < kPacks; ++p) {
+      const Mask<V> adopt = mask_and(mask_and(mask_not(flat[p]), det[p] > zero), cur[p] < best[p]);
+      if (!mask_any(adopt)) continue;
+      best[p] = blend(adopt, cur[p], best[p]);
+      scale[p] = blend(adopt, this_scale[p], scale[p]);
+      lo[p] = blend(adopt, this_min[p], lo[p]);
+      for (int i = 0; i < kN; ++i) lt[i][p] = blend(adopt, laux[i][p], lt[i][p]);
     }
   }
-  *the_min = -lo;
-  return scale;
+  for (int k = 0; k < kPacks * kWidth<V>; ++k) {
+    const int p = k / kWidth<V>, e = k % kWidth<V>;
+    const bool is_flat = lane(flat[p], e);
+    for (int i = 0; i < kN; ++i) L[k * kN + i] = is_flat ? 0 : uint8_t(lane(lt[i][p], e));
+    scale_out[k] = is_flat ? 0.0f : lane(scale[p], e);
+    min_out[k] = -lane(lo[p], e);
+  }
 }
 
 // §7.3 per-sub-block search of Q3_K: symmetric, l in -nmax..nmax-1, weights
@@ -126,43 +218,69 @@ float make_q3_quants(int n, int nmax, const float* x, int8_t* L) {
   return suml2 > 0 ? sumlx / suml2 : 0.0f;
 }
 
-// §7.6 "qx" search of Q6_K (weights x², candidates -(nmax + 0.1k)/vmax).
-// Writes codes l + nmax (0 for an all-zero sub-block) and returns the scale.
-float make_qx_quants(int n, int nmax, const float* x, int8_t* L) {
-  const SignedAbsMax m = signed_absmax(x, n);
-  if (m.amax < kGroupMaxEps) {
-    for (int i = 0; i < n; ++i) L[i] = 0;
-    return 0.0f;
-  }
-  float iscale = float(-nmax) / m.vmax;
-  float sumlx = 0.0f, suml2 = 0.0f;
-  for (int i = 0; i < n; ++i) {
-    const int l = clamp_to(nearest_int(iscale * x[i]), -nmax, nmax - 1);
-    L[i] = int8_t(l + nmax);
-    const float w = x[i] * x[i];
-    sumlx += w * x[i] * float(l);
-    suml2 += w * float(l) * float(l);
-  }
-  float scale = suml2 != 0 ? sumlx / suml2 : 0.0f;
-  float best = scale * sumlx;
-  for (int k = -9; k <= 9; ++k) {
-    if (k == 0) continue;
-    iscale = -(float(nmax) + 0.1f * float(k)) / m.vmax;
-    sumlx = suml2 = 0.0f;
-    for (int i = 0; i < n; ++i) {
-      const int l = clamp_to(nearest_int(iscale * x[i]), -nmax, nmax - 1);
-      const float w = x[i] * x[i];
-      sumlx += w * x[i] * float(l);
-      suml2 += w * float(l) * float(l);
+// §7.6 "qx" search of Q6_K (weights x², candidates -(nmax + 0.1k)/vmax), on
+// kPacks·width(V) sub-blocks of kN values at once like make_qkx2_quants. Writes
+// codes l + nmax (0 for an all-zero sub-block) and the scale of each sub-block.
+template <typename V, int kPacks, int kN>
+void make_qx_quants(int nmax, const float* x, int8_t* L, float* scale_out) {
+  V xt[kN][kPacks], wt[kN][kPacks], lt[kN][kPacks];
+  to_lanes(x, xt);
+  const V zero = splat<V>(0.0f), lo = splat<V>(float(-nmax)), hi = splat<V>(float(nmax - 1));
+  V amax[kPacks], vmax[kPacks];
+  for (int p = 0; p < kPacks; ++p) amax[p] = vmax[p] = zero;
+  for (int i = 0; i < kN; ++i)
+    for (int p = 0; p < kPacks; ++p) {
+      const V a = abs_value(xt[i][p]);
+      const Mask<V> larger = a > amax[p];
+      amax[p] = blend(larger, a, amax[p]);
+      vmax[p] = blend(larger, xt[i][p], vmax[p]);
+      wt[i][p] = xt[i][p] * xt[i][p];
     }
-    if (suml2 > 0 && sumlx * sumlx > best * suml2) {
-      for (int i = 0; i < n; ++i)
-        L[i] = int8_t(nmax + clamp_to(nearest_int(iscale * x[i]), -nmax, nmax - 1));
-      scale = sumlx / suml2;
-      best = scale * sumlx;
+  V iscale[kPacks], sumlx[kPacks], suml2[kPacks], scale[kPacks], best[kPacks];
+  for (int p = 0; p < kPacks; ++p) {
+    iscale[p] = splat<V>(float(-nmax)) / vmax[p];
+    sumlx[p] = suml2[p] = zero;
+  }
+  for (int i = 0; i < kN; ++i)
+    for (int p = 0; p < kPacks; ++p) {
+      const V l = round_clamped(iscale[p] * xt[i][p], lo, hi);
+      lt[i][p] = l;
+      sumlx[p] += wt[i][p] * xt[i][p] * l;
+      suml2[p] += wt[i][p] * l * l;
+    }
+  for (int p = 0; p < kPacks; ++p) {
+    scale[p] = blend(suml2[p] != zero, sumlx[p] / suml2[p], zero);
+    best[p] = scale[p] * sumlx[p];
+  }
+  for (int step = -9; step <= 9; ++step) {
+    if (step == 0) continue;
+    const V num = splat<V>(-(float(nmax) + 0.1f * float(step)));
+    for (int p = 0; p < kPacks; ++p) {
+      iscale[p] = num / vmax[p];
+      sumlx[p] = suml2[p] = zero;
+    }
+    for (int i = 0; i < kN; ++i)
+      for (int p = 0; p < kPacks; ++p) {
+        const V l = round_clamped(iscale[p] * xt[i][p], lo, hi);
+        sumlx[p] += wt[i][p] * xt[i][p] * l;
+        suml2[p] += wt[i][p] * l * l;
+      }
+    for (int p = 0; p < kPacks; ++p) {
+      const Mask<V> adopt = mask_and(suml2[p] > zero, sumlx[p] * sumlx[p] > best[p] * suml2[p]);
+      if (!mask_any(adopt)) continue;
+      scale[p] = blend(adopt, sumlx[p] / suml2[p], scale[p]);
+      best[p] = blend(adopt, scale[p] * sumlx[p], best[p]);
+      for (int i = 0; i < kN; ++i)
+        lt[i][p] = blend(adopt, round_clamped(iscale[p] * xt[i][p], lo, hi), lt[i][p]);
     }
   }
-  return scale;
+  for (int k = 0; k < kPacks * kWidth<V>; ++k) {
+    const int p = k / kWidth<V>, e = k % kWidth<V>;
+    const bool zero_block = lane(amax[p], e) < kGroupMaxEps;
+    for (int i = 0; i < kN; ++i)
+      L[k * kN + i] = zero_block ? 0 : int8_t(int(lane(lt[i][p], e)) + nmax);
+    scale_out[k] = zero_block ? 0.0f : lane(scale[p], e);
+  }
 }
 
 // Packs 256 2-bit codes as Q2_K/Q3_K qs: byte 32h+t holds elements 128h+t, +32, +64, +96.
@@ -176,21 +294,23 @@ void pack_2bit_256(const uint8_t* L, uint8_t* qs) {
 
 // Shared part of Q4_K and Q5_K: per-sub-block qkx2 with weights rms + |x|,
 // then 6-bit scale/min codes packed per §5.10 and the requantized L (0..nmax).
+template <typename V>
 void quantize_k_scales_mins(const float* x, int nmax, float rmin, float rdelta, int nstep,
                             uint8_t* d_out, uint8_t* dmin_out, uint8_t* scales_out, uint8_t* L) {
-  float weights[32];
+  float weights[kQKK];
   float scales[8];
   float mins[8];
-  uint8_t laux[32];
-  float max_scale = 0.0f, max_min = 0.0f;
   for (int j = 0; j < 8; ++j) {
     const float* xs = x + 32 * j;
     float sum_x2 = 0.0f;
     for (int i = 0; i < 32; ++i) sum_x2 += xs[i] * xs[i];
     const float av_x = std::sqrt(sum_x2 / 32.0f);
-    for (int i = 0; i < 32; ++i) weights[i] = av_x + std::fabs(xs[i]);
-    scales[j] = make_qkx2_quants(32, nmax, xs, weights, L + 32 * j, &mins[j], laux, rmin, rdelta,
-                                 nstep, false);
+    for (int i = 0; i < 32; ++i) weights[32 * j + i] = av_x + std::fabs(xs[i]);
+  }
+  constexpr int kPacks = 8 / kWidth<V>;
+  make_qkx2_quants<V, kPacks, 32, false>(nmax, x, weights, rmin, rdelta, nstep, L, scales, mins);
+  float max_scale = 0.0f, max_min = 0.0f;
+  for (int j = 0; j < 8; ++j) {
     if (scales[j] > max_scale) max_scale = scales[j];
     if (mins[j] > max_min) max_min = mins[j];
   }
@@ -226,21 +346,17 @@ void quantize_k_scales_mins(const float* x, int nmax, float rmin, float rdelta, 
   }
 }
 
-// §7.7 best_index: nearest codebook entry, ties to the larger index.
+// §7.7 best_index: nearest codebook entry, ties to the larger index. The
+// bracketing entry is found by counting (branch-free) rather than by binary
+// search; both give the m with K[m-1] <= v < K[m], and the final comparison is
+// the reference's own f32 expression. A NaN gives 15, as the binary search does.
 inline int iq4_best_index(float v) {
   const int8_t* k = kIQ4Values;
   if (v <= float(k[0])) return 0;
-  if (v >= float(k[15])) return 15;
-  int lo = 0, hi = 15;
-  while (hi - lo > 1) {
-    const int mid = (lo + hi) / 2;
-    if (v < float(k[mid])) {
-      hi = mid;
-    } else {
-      lo = mid;
-    }
-  }
-  return v - float(k[hi - 1]) < float(k[hi]) - v ? hi - 1 : hi;
+  if (!(v < float(k[15]))) return 15;
+  int m = 0;
+  for (int i = 0; i < 16; ++i) m += v >= float(k[i]);
+  return v - float(k[m - 1]) < float(k[m]) - v ? m - 1 : m;
 }
 
 // §7.7 steps 1-4 for one 32-element sub-block: the (possibly negative) scale.
@@ -283,18 +399,18 @@ inline void pack_iq4_indices(const float* x, float id, uint8_t* qs) {
 
 }  // namespace
 
-void quantize_q2_k(const float* x, uint8_t* dst, int64_t nb) {
+template <typename V>
+void quantize_q2_k_impl(const float* x, uint8_t* dst, int64_t nb) {
   auto* blocks = reinterpret_cast<BlockQ2_K*>(dst);
   uint8_t L[kQKK];
-  uint8_t laux[16];
-  float weights[16], scales[16], mins[16];
+  float weights[kQKK], scales[16], mins[16];
   for (int64_t b = 0; b < nb; ++b, x += kQKK) {
     BlockQ2_K& blk = blocks[b];
+    for (int i = 0; i < kQKK; ++i) weights[i] = std::fabs(x[i]);
+    make_qkx2_quants<V, 16 / kWidth<V>, 16, true>(3, x, weights, -0.5f, 0.1f, 15, L, scales,
+                                                  mins);
     float max_scale = 0.0f, max_min = 0.0f;
     for (int j = 0; j < 16; ++j) {
-      for (int i = 0; i < 16; ++i) weights[i] = std::fabs(x[16 * j + i]);
-      scales[j] = make_qkx2_quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], laux, -0.5f,
-                                   0.1f, 15, true);
       if (scales[j] > max_scale) max_scale = scales[j];
       if (mins[j] > max_min) max_min = mins[j];
     }
@@ -379,24 +495,26 @@ void quantize_q3_k(const float* x, uint8_t* dst, int64_t nb) {
   }
 }
 
-void quantize_q4_k(const float* x, uint8_t* dst, int64_t nb) {
+template <typename V>
+void quantize_q4_k_impl(const float* x, uint8_t* dst, int64_t nb) {
   auto* blocks = reinterpret_cast<BlockQ4_K*>(dst);
   uint8_t L[kQKK];
   for (int64_t b = 0; b < nb; ++b, x += kQKK) {
     BlockQ4_K& blk = blocks[b];
-    quantize_k_scales_mins(x, 15, -1.0f, 0.1f, 20, blk.d, blk.dmin, blk.scales, L);
+    quantize_k_scales_mins<V>(x, 15, -1.0f, 0.1f, 20, blk.d, blk.dmin, blk.scales, L);
     for (int c = 0; c < 4; ++c)
       for (int t = 0; t < 32; ++t)
         blk.qs[32 * c + t] = uint8_t(L[64 * c + t] | (L[64 * c + 32 + t] << 4));
   }
 }
 
-void quantize_q5_k(const float* x, uint8_t* dst, int64_t nb) {
+template <typename V>
+void quantize_q5_k_impl(const float* x, uint8_t* dst, int64_t nb) {
   auto* blocks = reinterpret_cast<BlockQ5_K*>(dst);
   uint8_t L[kQKK];
   for (int64_t b = 0; b < nb; ++b, x += kQKK) {
     BlockQ5_K& blk = blocks[b];
-    quantize_k_scales_mins(x, 31, -0.5f, 0.1f, 15, blk.d, blk.dmin, blk.scales, L);
+    quantize_k_scales_mins<V>(x, 31, -0.5f, 0.1f, 15, blk.d, blk.dmin, blk.scales, L);
     std::memset(blk.qh, 0, sizeof(blk.qh));
     for (int c = 0; c < 4; ++c) {
       for (int t = 0; t < 32; ++t) {
@@ -408,15 +526,16 @@ void quantize_q5_k(const float* x, uint8_t* dst, int64_t nb) {
   }
 }
 
-void quantize_q6_k(const float* x, uint8_t* dst, int64_t nb) {
+template <typename V>
+void quantize_q6_k_impl(const float* x, uint8_t* dst, int64_t nb) {
   auto* blocks = reinterpret_cast<BlockQ6_K*>(dst);
   int8_t L[kQKK];
   float scales[16];
   for (int64_t b = 0; b < nb; ++b, x += kQKK) {
     BlockQ6_K& blk = blocks[b];
+    make_qx_quants<V, 16 / kWidth<V>, 16>(32, x, L, scales);
     float max_scale = 0.0f, max_abs_scale = 0.0f;
     for (int j = 0; j < 16; ++j) {
-      scales[j] = make_qx_quants(16, 32, x + 16 * j, L + 16 * j);
       const float a = std::fabs(scales[j]);
       if (a > max_abs_scale) {
         max_abs_scale = a;
@@ -493,6 +612,24 @@ void quantize_iq4_xs(const float* x, uint8_t* dst, int64_t nb) {
     }
     store_u16(blk.scales_h, scales_h);
   }
+}
+
+void quantize_q2_k(const float* x, uint8_t* dst, int64_t nb) { quantize_q2_k_impl<F4>(x, dst, nb); }
+void quantize_q4_k(const float* x, uint8_t* dst, int64_t nb) { quantize_q4_k_impl<F4>(x, dst, nb); }
+void quantize_q5_k(const float* x, uint8_t* dst, int64_t nb) { quantize_q5_k_impl<F4>(x, dst, nb); }
+void quantize_q6_k(const float* x, uint8_t* dst, int64_t nb) { quantize_q6_k_impl<F4>(x, dst, nb); }
+
+void quantize_q2_k_one_lane(const float* x, uint8_t* dst, int64_t nb) {
+  quantize_q2_k_impl<float>(x, dst, nb);
+}
+void quantize_q4_k_one_lane(const float* x, uint8_t* dst, int64_t nb) {
+  quantize_q4_k_impl<float>(x, dst, nb);
+}
+void quantize_q5_k_one_lane(const float* x, uint8_t* dst, int64_t nb) {
+  quantize_q5_k_impl<float>(x, dst, nb);
+}
+void quantize_q6_k_one_lane(const float* x, uint8_t* dst, int64_t nb) {
+  quantize_q6_k_impl<float>(x, dst, nb);
 }
 
 }  // namespace pocket::quant::detail
