@@ -28,8 +28,12 @@ std::string golden(const std::string& name) { return std::string(POCKET_SHARED_D
 // A copy of a golden model with edits: metadata values replaced or dropped,
 // tensors dropped or replaced.
 struct Variant {
+  using MetaEdit = std::function<std::optional<gguf::Value>(const std::string& key, const gguf::Value& v)>;
+  explicit Variant(std::string source_file, MetaEdit edit = {})
+      : source(std::move(source_file)), meta(std::move(edit)) {}
+
   std::string source;
-  std::function<std::optional<gguf::Value>(const std::string& key, const gguf::Value& v)> meta;
+  MetaEdit meta;
   std::function<bool(const std::string& name)> drop_tensor;
   // Replacement tensors (name, type, ne, bytes); added in place of a dropped one.
   struct Tensor {

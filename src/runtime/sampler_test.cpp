@@ -58,7 +58,9 @@ void expect_distribution(Sampler& s, const std::vector<float>& logits, const std
     chi2 += (counts[i] - e) * (counts[i] - e) / e;
     df++;
   }
-  if (df > 0) EXPECT_LT(chi2, chi_square_critical(df)) << "chi-square with " << df << " degrees of freedom";
+  if (df > 0) {
+    EXPECT_LT(chi2, chi_square_critical(df)) << "chi-square with " << df << " degrees of freedom";
+  }
 
   // distribution() reports the same probabilities.
   std::vector<double> reported(logits.size(), 0.0);
