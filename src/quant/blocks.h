@@ -110,27 +110,39 @@ inline uint16_t load_u16(const uint8_t* p) {
   std::memcpy(&v, p, 2);
   return v;
 }
-inline void store_u16(uint8_t* p, uint16_t v) { std::memcpy(p, &v, 2); }
+inline void store_u16(uint8_t* p, uint16_t v) {
+  std::memcpy(p, &v, 2);
+}
 inline uint32_t load_u32(const uint8_t* p) {
   uint32_t v;
   std::memcpy(&v, p, 4);
   return v;
 }
-inline void store_u32(uint8_t* p, uint32_t v) { std::memcpy(p, &v, 4); }
-inline float load_f16(const uint8_t* p) { return f16_to_f32(load_u16(p)); }
-inline void store_f16(uint8_t* p, float v) { store_u16(p, f32_to_f16(v)); }
+inline void store_u32(uint8_t* p, uint32_t v) {
+  std::memcpy(p, &v, 4);
+}
+inline float load_f16(const uint8_t* p) {
+  return f16_to_f32(load_u16(p));
+}
+inline void store_f16(uint8_t* p, float v) {
+  store_u16(p, f32_to_f16(v));
+}
 inline float load_f32(const uint8_t* p) {
   float v;
   std::memcpy(&v, p, 4);
   return v;
 }
-inline void store_f32(uint8_t* p, float v) { std::memcpy(p, &v, 4); }
+inline void store_f32(uint8_t* p, float v) {
+  std::memcpy(p, &v, 4);
+}
 inline int16_t load_i16(const uint8_t* p) {
   int16_t v;
   std::memcpy(&v, p, 2);
   return v;
 }
-inline void store_i16(uint8_t* p, int16_t v) { std::memcpy(p, &v, 2); }
+inline void store_i16(uint8_t* p, int16_t v) {
+  std::memcpy(p, &v, 2);
+}
 
 // Scale code (0..63) and min code (0..63) of sub-block j of a Q4_K/Q5_K block (§5.10).
 inline void scale_min_k4(int j, const uint8_t* b, int* sc, int* m) {

@@ -11,7 +11,9 @@ namespace {
 
 // Element e of a 32-element block whose 16 bytes hold e in the low nibble of
 // byte e and e+16 in the high nibble (Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL).
-inline int nibble32(const uint8_t* qs, int e) { return e < 16 ? (qs[e] & 0x0F) : (qs[e - 16] >> 4); }
+inline int nibble32(const uint8_t* qs, int e) {
+  return e < 16 ? (qs[e] & 0x0F) : (qs[e - 16] >> 4);
+}
 
 }  // namespace
 

@@ -30,7 +30,7 @@ uint16_t spec_f32_to_f16(float f) {
   if (std::isnan(f)) return sign | 0x7E00;
   const double a = std::fabs(double(f));
   if (a >= 65520.0) return sign | 0x7C00;
-  int exp = a < std::ldexp(1.0, -14) ? -14 : std::ilogb(a);  // f16 exponent of the result range
+  int exp = a < std::ldexp(1.0, -14) ? -14 : std::ilogb(a);      // f16 exponent of the result range
   double units = std::nearbyint(a / std::ldexp(1.0, exp - 10));  // RNE (default mode)
   if (exp == -14 && units < 1024) return sign | uint16_t(units);  // subnormal (or zero)
   if (units == 2048) {
@@ -50,7 +50,8 @@ uint16_t spec_f32_to_bf16(float f) {
   const double x = std::fabs(double(f));
   const double vlo = std::fabs(double(bf16_to_f32(lo)));
   // Rounding past the largest finite value compares against 2^128, as IEEE does.
-  const double vhi = (hi & 0x7FFF) == 0x7F80 ? std::ldexp(1.0, 128) : std::fabs(double(bf16_to_f32(hi)));
+  const double vhi =
+      (hi & 0x7FFF) == 0x7F80 ? std::ldexp(1.0, 128) : std::fabs(double(bf16_to_f32(hi)));
   if (x - vlo < vhi - x) return lo;
   if (x - vlo > vhi - x) return hi;
   return (lo & 1) ? hi : lo;
@@ -58,7 +59,8 @@ uint16_t spec_f32_to_bf16(float f) {
 
 TEST(Fp16, AllF16PatternsToF32MatchSpec) {
   for (uint32_t h = 0; h < 65536; ++h)
-    ASSERT_EQ(f32_bits(f16_to_f32(uint16_t(h))), spec_f16_to_f32_bits(uint16_t(h))) << std::hex << h;
+    ASSERT_EQ(f32_bits(f16_to_f32(uint16_t(h))), spec_f16_to_f32_bits(uint16_t(h)))
+        << std::hex << h;
 }
 
 TEST(Fp16, AllF16PatternsRoundTripThroughF32) {
@@ -104,7 +106,7 @@ TEST(Fp16, OverflowSubnormalsZerosAndNaN) {
   EXPECT_EQ(f32_to_f16(std::ldexp(3.0f, -25)), 0x0002);  // 1.5 units: tie -> 2
   EXPECT_EQ(f32_to_f16(std::ldexp(5.0f, -25)), 0x0002);  // 2.5 units: tie -> 2
   EXPECT_EQ(f32_to_f16(std::numeric_limits<float>::denorm_min()), 0x0000);
-  EXPECT_EQ(f32_to_f16(std::ldexp(1.0f, -14)), 0x0400);  // smallest normal
+  EXPECT_EQ(f32_to_f16(std::ldexp(1.0f, -14)), 0x0400);     // smallest normal
   EXPECT_EQ(f32_to_f16(std::ldexp(1023.0f, -24)), 0x03FF);  // largest subnormal
   EXPECT_EQ(f32_to_f16(bits_f32(0x7FC00000u)), 0x7E00);
   EXPECT_EQ(f32_to_f16(bits_f32(0xFF800001u)), 0xFE00);  // signalling, payload dropped

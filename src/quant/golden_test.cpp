@@ -5,7 +5,9 @@
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -18,18 +20,23 @@ namespace {
 using gguf::TensorInfo;
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 class GoldenQuantTest : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(GoldenQuantTest, MatchesReference) {
-  const std::string path = std::string(POCKET_SHARED_DIR) + "/golden/quant/quant_" + GetParam() + ".gguf";
+  const std::string path =
+      std::string(POCKET_SHARED_DIR) + "/golden/quant/quant_" + GetParam() + ".gguf";
   const gguf::File file = gguf::File::open(path);
+  const auto file_type = gguf::parse_type_name(file.get_string("golden.type"));
+  ASSERT_TRUE(file_type.has_value()) << file.get_string("golden.type");
   int n_checked = 0;
   for (const TensorInfo& t : file.tensors()) {
     if (ends_with(t.name, ".dequant") || ends_with(t.name, ".source")) continue;
     SCOPED_TRACE(path + " tensor " + t.name);
+    EXPECT_EQ(t.type, *file_type);
     const TensorInfo& want = file.tensor(t.name + ".dequant");
     const TensorInfo& source = file.tensor(t.name + ".source");
     ASSERT_EQ(want.type, TensorType::F32);
@@ -82,10 +89,20 @@ TEST_P(GoldenQuantTest, MatchesReference) {
   EXPECT_EQ(n_checked, 3);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllTypes, GoldenQuantTest,
-                         ::testing::Values("bf16", "f16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1",
-                                           "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_nl",
-                                           "iq4_xs"),
+const char* const kGoldenTypes[] = {"bf16", "f16",  "q8_0", "q4_0", "q4_1", "q5_0",   "q5_1",
+                                    "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_nl", "iq4_xs"};
+
+// The parameter list above covers every file of the golden folder.
+TEST(GoldenQuantFiles, AllFilesCovered) {
+  std::set<std::string> on_disk, listed;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(std::string(POCKET_SHARED_DIR) + "/golden/quant"))
+    if (entry.path().extension() == ".gguf") on_disk.insert(entry.path().filename().string());
+  for (const char* t : kGoldenTypes) listed.insert(std::string("quant_") + t + ".gguf");
+  EXPECT_EQ(on_disk, listed);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllTypes, GoldenQuantTest, ::testing::ValuesIn(kGoldenTypes),
                          [](const ::testing::TestParamInfo<const char*>& info) {
                            return std::string(info.param);
                          });

@@ -37,17 +37,39 @@ void fill16(std::mt19937& rng, float* x) {
   const int pattern = int(rng() % 11);
   for (int i = 0; i < 16; ++i) {
     switch (pattern) {
-      case 0: x[i] = 0.0f; break;
-      case 1: x[i] = (rng() & 1) ? -0.0f : 0.0f; break;
-      case 2: x[i] = 0.37f; break;                      // constant positive
-      case 3: x[i] = -2.5f; break;                      // constant negative
-      case 4: x[i] = 5.0f + unif(rng); break;           // all positive (lo clamps to 0)
-      case 5: x[i] = -5.0f - unif(rng); break;          // all negative
-      case 6: x[i] = i == 7 ? 40.0f : 0.01f * gauss(rng); break;  // one spike
-      case 7: x[i] = 1e-20f * gauss(rng); break;        // below the zero threshold
-      case 8: x[i] = 3e4f * gauss(rng); break;          // large
-      case 9: x[i] = float(int(rng() % 7) - 3); break;  // integers: ties everywhere
-      default: x[i] = gauss(rng); break;
+      case 0:
+        x[i] = 0.0f;
+        break;
+      case 1:
+        x[i] = (rng() & 1) ? -0.0f : 0.0f;
+        break;
+      case 2:
+        x[i] = 0.37f;
+        break;  // constant positive
+      case 3:
+        x[i] = -2.5f;
+        break;  // constant negative
+      case 4:
+        x[i] = 5.0f + unif(rng);
+        break;  // all positive (lo clamps to 0)
+      case 5:
+        x[i] = -5.0f - unif(rng);
+        break;  // all negative
+      case 6:
+        x[i] = i == 7 ? 40.0f : 0.01f * gauss(rng);
+        break;  // one spike
+      case 7:
+        x[i] = 1e-20f * gauss(rng);
+        break;  // below the zero threshold
+      case 8:
+        x[i] = 3e4f * gauss(rng);
+        break;  // large
+      case 9:
+        x[i] = float(int(rng() % 7) - 3);
+        break;  // integers: ties everywhere
+      default:
+        x[i] = gauss(rng);
+        break;
     }
   }
 }
@@ -64,7 +86,8 @@ TEST(KQuantLanes, SameBytesAsOneLane) {
       v.lanes(x.data(), a.data(), nb);
       v.one_lane(x.data(), b.data(), nb);
       for (int64_t blk = 0; blk < nb; ++blk)
-        ASSERT_TRUE(std::equal(a.begin() + blk * v.block_bytes, a.begin() + (blk + 1) * v.block_bytes,
+        ASSERT_TRUE(std::equal(a.begin() + blk * v.block_bytes,
+                               a.begin() + (blk + 1) * v.block_bytes,
                                b.begin() + blk * v.block_bytes))
             << "trial " << trial << " block " << blk;
     }

@@ -17,59 +17,102 @@ using DotProduct = float (*)(const uint8_t*, const uint8_t*, int64_t);
 
 Dequantizer block_dequantizer(TensorType t) {
   switch (t) {
-    case TensorType::Q4_0: return detail::dequantize_q4_0;
-    case TensorType::Q4_1: return detail::dequantize_q4_1;
-    case TensorType::Q5_0: return detail::dequantize_q5_0;
-    case TensorType::Q5_1: return detail::dequantize_q5_1;
-    case TensorType::Q8_0: return detail::dequantize_q8_0;
-    case TensorType::Q8_1: return detail::dequantize_q8_1;
-    case TensorType::Q2_K: return detail::dequantize_q2_k;
-    case TensorType::Q3_K: return detail::dequantize_q3_k;
-    case TensorType::Q4_K: return detail::dequantize_q4_k;
-    case TensorType::Q5_K: return detail::dequantize_q5_k;
-    case TensorType::Q6_K: return detail::dequantize_q6_k;
-    case TensorType::Q8_K: return detail::dequantize_q8_k;
-    case TensorType::IQ4_NL: return detail::dequantize_iq4_nl;
-    case TensorType::IQ4_XS: return detail::dequantize_iq4_xs;
-    default: return nullptr;
+    case TensorType::Q4_0:
+      return detail::dequantize_q4_0;
+    case TensorType::Q4_1:
+      return detail::dequantize_q4_1;
+    case TensorType::Q5_0:
+      return detail::dequantize_q5_0;
+    case TensorType::Q5_1:
+      return detail::dequantize_q5_1;
+    case TensorType::Q8_0:
+      return detail::dequantize_q8_0;
+    case TensorType::Q8_1:
+      return detail::dequantize_q8_1;
+    case TensorType::Q2_K:
+      return detail::dequantize_q2_k;
+    case TensorType::Q3_K:
+      return detail::dequantize_q3_k;
+    case TensorType::Q4_K:
+      return detail::dequantize_q4_k;
+    case TensorType::Q5_K:
+      return detail::dequantize_q5_k;
+    case TensorType::Q6_K:
+      return detail::dequantize_q6_k;
+    case TensorType::Q8_K:
+      return detail::dequantize_q8_k;
+    case TensorType::IQ4_NL:
+      return detail::dequantize_iq4_nl;
+    case TensorType::IQ4_XS:
+      return detail::dequantize_iq4_xs;
+    default:
+      return nullptr;
   }
 }
 
 Quantizer block_quantizer(TensorType t) {
   switch (t) {
-    case TensorType::Q4_0: return detail::quantize_q4_0;
-    case TensorType::Q4_1: return detail::quantize_q4_1;
-    case TensorType::Q5_0: return detail::quantize_q5_0;
-    case TensorType::Q5_1: return detail::quantize_q5_1;
-    case TensorType::Q8_0: return detail::quantize_q8_0;
-    case TensorType::Q8_1: return detail::quantize_q8_1;
-    case TensorType::Q2_K: return detail::quantize_q2_k;
-    case TensorType::Q3_K: return detail::quantize_q3_k;
-    case TensorType::Q4_K: return detail::quantize_q4_k;
-    case TensorType::Q5_K: return detail::quantize_q5_k;
-    case TensorType::Q6_K: return detail::quantize_q6_k;
-    case TensorType::Q8_K: return detail::quantize_q8_k;
-    case TensorType::IQ4_NL: return detail::quantize_iq4_nl;
-    case TensorType::IQ4_XS: return detail::quantize_iq4_xs;
-    default: return nullptr;
+    case TensorType::Q4_0:
+      return detail::quantize_q4_0;
+    case TensorType::Q4_1:
+      return detail::quantize_q4_1;
+    case TensorType::Q5_0:
+      return detail::quantize_q5_0;
+    case TensorType::Q5_1:
+      return detail::quantize_q5_1;
+    case TensorType::Q8_0:
+      return detail::quantize_q8_0;
+    case TensorType::Q8_1:
+      return detail::quantize_q8_1;
+    case TensorType::Q2_K:
+      return detail::quantize_q2_k;
+    case TensorType::Q3_K:
+      return detail::quantize_q3_k;
+    case TensorType::Q4_K:
+      return detail::quantize_q4_k;
+    case TensorType::Q5_K:
+      return detail::quantize_q5_k;
+    case TensorType::Q6_K:
+      return detail::quantize_q6_k;
+    case TensorType::Q8_K:
+      return detail::quantize_q8_k;
+    case TensorType::IQ4_NL:
+      return detail::quantize_iq4_nl;
+    case TensorType::IQ4_XS:
+      return detail::quantize_iq4_xs;
+    default:
+      return nullptr;
   }
 }
 
 DotProduct block_dot(TensorType t) {
   switch (t) {
-    case TensorType::Q4_0: return detail::vec_dot_q4_0_q8_0;
-    case TensorType::Q5_0: return detail::vec_dot_q5_0_q8_0;
-    case TensorType::Q8_0: return detail::vec_dot_q8_0_q8_0;
-    case TensorType::IQ4_NL: return detail::vec_dot_iq4_nl_q8_0;
-    case TensorType::Q4_1: return detail::vec_dot_q4_1_q8_1;
-    case TensorType::Q5_1: return detail::vec_dot_q5_1_q8_1;
-    case TensorType::Q2_K: return detail::vec_dot_q2_k_q8_k;
-    case TensorType::Q3_K: return detail::vec_dot_q3_k_q8_k;
-    case TensorType::Q4_K: return detail::vec_dot_q4_k_q8_k;
-    case TensorType::Q5_K: return detail::vec_dot_q5_k_q8_k;
-    case TensorType::Q6_K: return detail::vec_dot_q6_k_q8_k;
-    case TensorType::IQ4_XS: return detail::vec_dot_iq4_xs_q8_k;
-    default: return nullptr;
+    case TensorType::Q4_0:
+      return detail::vec_dot_q4_0_q8_0;
+    case TensorType::Q5_0:
+      return detail::vec_dot_q5_0_q8_0;
+    case TensorType::Q8_0:
+      return detail::vec_dot_q8_0_q8_0;
+    case TensorType::IQ4_NL:
+      return detail::vec_dot_iq4_nl_q8_0;
+    case TensorType::Q4_1:
+      return detail::vec_dot_q4_1_q8_1;
+    case TensorType::Q5_1:
+      return detail::vec_dot_q5_1_q8_1;
+    case TensorType::Q2_K:
+      return detail::vec_dot_q2_k_q8_k;
+    case TensorType::Q3_K:
+      return detail::vec_dot_q3_k_q8_k;
+    case TensorType::Q4_K:
+      return detail::vec_dot_q4_k_q8_k;
+    case TensorType::Q5_K:
+      return detail::vec_dot_q5_k_q8_k;
+    case TensorType::Q6_K:
+      return detail::vec_dot_q6_k_q8_k;
+    case TensorType::IQ4_XS:
+      return detail::vec_dot_iq4_xs_q8_k;
+    default:
+      return nullptr;
   }
 }
 
@@ -89,9 +132,13 @@ int64_t block_count(const char* what, TensorType t, int64_t n) {
 
 }  // namespace
 
-bool can_dequantize(TensorType t) { return is_float_type(t) || block_dequantizer(t) != nullptr; }
+bool can_dequantize(TensorType t) {
+  return is_float_type(t) || block_dequantizer(t) != nullptr;
+}
 
-bool can_quantize(TensorType t) { return is_float_type(t) || block_quantizer(t) != nullptr; }
+bool can_quantize(TensorType t) {
+  return is_float_type(t) || block_quantizer(t) != nullptr;
+}
 
 void dequantize_row(TensorType t, const void* src, float* dst, int64_t n) {
   const int64_t nb = block_count("dequantize_row", t, n);
@@ -114,7 +161,8 @@ void dequantize_row(TensorType t, const void* src, float* dst, int64_t n) {
         dst[i] = bf16_to_f32(h);
       }
       return;
-    default: break;
+    default:
+      break;
   }
   const Dequantizer f = block_dequantizer(t);
   if (!f) fail("dequantize_row: type ", gguf::type_name(t), " is not supported");
@@ -140,7 +188,8 @@ void quantize_row(TensorType t, const float* src, void* dst, int64_t n) {
         std::memcpy(bytes + 2 * i, &h, 2);
       }
       return;
-    default: break;
+    default:
+      break;
   }
   const Quantizer f = block_quantizer(t);
   if (!f) fail("quantize_row: type ", gguf::type_name(t), " is not supported");
@@ -151,20 +200,25 @@ TensorType activation_type(TensorType weight) {
   switch (weight) {
     case TensorType::F32:
     case TensorType::F16:
-    case TensorType::BF16: return weight;
+    case TensorType::BF16:
+      return weight;
     case TensorType::Q4_0:
     case TensorType::Q5_0:
     case TensorType::Q8_0:
-    case TensorType::IQ4_NL: return TensorType::Q8_0;
+    case TensorType::IQ4_NL:
+      return TensorType::Q8_0;
     case TensorType::Q4_1:
-    case TensorType::Q5_1: return TensorType::Q8_1;
+    case TensorType::Q5_1:
+      return TensorType::Q8_1;
     case TensorType::Q2_K:
     case TensorType::Q3_K:
     case TensorType::Q4_K:
     case TensorType::Q5_K:
     case TensorType::Q6_K:
-    case TensorType::IQ4_XS: return TensorType::Q8_K;
-    default: fail("activation_type: ", gguf::type_name(weight), " is not a supported weight type");
+    case TensorType::IQ4_XS:
+      return TensorType::Q8_K;
+    default:
+      fail("activation_type: ", gguf::type_name(weight), " is not a supported weight type");
   }
 }
 

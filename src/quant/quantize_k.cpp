@@ -40,23 +40,55 @@ inline V splat(float x) {
     return F4{x, x, x, x};
   }
 }
-inline float lane(float v, int) { return v; }
-inline float lane(F4 v, int e) { return v[e]; }
-inline void set_lane(float& v, int, float x) { v = x; }
-inline void set_lane(F4& v, int e, float x) { v[e] = x; }
-inline bool lane(bool m, int) { return m; }
-inline bool lane(M4 m, int e) { return m[e] != 0; }
+inline float lane(float v, int) {
+  return v;
+}
+inline float lane(F4 v, int e) {
+  return v[e];
+}
+inline void set_lane(float& v, int, float x) {
+  v = x;
+}
+inline void set_lane(F4& v, int e, float x) {
+  v[e] = x;
+}
+inline bool lane(bool m, int) {
+  return m;
+}
+inline bool lane(M4 m, int e) {
+  return m[e] != 0;
+}
 
-inline float blend(bool m, float a, float b) { return m ? a : b; }
-inline F4 blend(M4 m, F4 a, F4 b) { return (F4)(((M4)a & m) | ((M4)b & ~m)); }
-inline bool mask_and(bool a, bool b) { return a && b; }
-inline M4 mask_and(M4 a, M4 b) { return a & b; }
-inline bool mask_not(bool a) { return !a; }
-inline M4 mask_not(M4 a) { return ~a; }
-inline bool mask_any(bool a) { return a; }
-inline bool mask_any(M4 a) { return (a[0] | a[1] | a[2] | a[3]) != 0; }
-inline float abs_value(float v) { return std::fabs(v); }
-inline F4 abs_value(F4 v) { return (F4)((M4)v & 0x7FFFFFFF); }
+inline float blend(bool m, float a, float b) {
+  return m ? a : b;
+}
+inline F4 blend(M4 m, F4 a, F4 b) {
+  return (F4)(((M4)a & m) | ((M4)b & ~m));
+}
+inline bool mask_and(bool a, bool b) {
+  return a && b;
+}
+inline M4 mask_and(M4 a, M4 b) {
+  return a & b;
+}
+inline bool mask_not(bool a) {
+  return !a;
+}
+inline M4 mask_not(M4 a) {
+  return ~a;
+}
+inline bool mask_any(bool a) {
+  return a;
+}
+inline bool mask_any(M4 a) {
+  return (a[0] | a[1] | a[2] | a[3]) != 0;
+}
+inline float abs_value(float v) {
+  return std::fabs(v);
+}
+inline F4 abs_value(F4 v) {
+  return (F4)((M4)v & 0x7FFFFFFF);
+}
 
 // Rounds v to the nearest integer (ties to even) after clamping it to [lo, hi]
 // (integers), as f32. Equal to clamp(nearest_int(v), lo, hi) for every v; a
@@ -82,8 +114,8 @@ void to_lanes(const float* x, V (&t)[kN][kPacks]) {
 // Writes each sub-block's L (0..nmax), scale, and min (= -lo, the amount
 // subtracted at dequantization).
 template <typename V, int kPacks, int kN, bool kMad>
-void make_qkx2_quants(int nmax, const float* x, const float* w, float rmin, float rdelta,
-                      int nstep, uint8_t* L, float* scale_out, float* min_out) {
+void make_qkx2_quants(int nmax, const float* x, const float* w, float rmin, float rdelta, int nstep,
+                      uint8_t* L, float* scale_out, float* min_out) {
   V xt[kN][kPacks], wt[kN][kPacks], lt[kN][kPacks], laux[kN][kPacks];
   to_lanes(x, xt);
   to_lanes(w, wt);
@@ -407,8 +439,7 @@ void quantize_q2_k_impl(const float* x, uint8_t* dst, int64_t nb) {
   for (int64_t b = 0; b < nb; ++b, x += kQKK) {
     BlockQ2_K& blk = blocks[b];
     for (int i = 0; i < kQKK; ++i) weights[i] = std::fabs(x[i]);
-    make_qkx2_quants<V, 16 / kWidth<V>, 16, true>(3, x, weights, -0.5f, 0.1f, 15, L, scales,
-                                                  mins);
+    make_qkx2_quants<V, 16 / kWidth<V>, 16, true>(3, x, weights, -0.5f, 0.1f, 15, L, scales, mins);
     float max_scale = 0.0f, max_min = 0.0f;
     for (int j = 0; j < 16; ++j) {
       if (scales[j] > max_scale) max_scale = scales[j];
@@ -614,10 +645,18 @@ void quantize_iq4_xs(const float* x, uint8_t* dst, int64_t nb) {
   }
 }
 
-void quantize_q2_k(const float* x, uint8_t* dst, int64_t nb) { quantize_q2_k_impl<F4>(x, dst, nb); }
-void quantize_q4_k(const float* x, uint8_t* dst, int64_t nb) { quantize_q4_k_impl<F4>(x, dst, nb); }
-void quantize_q5_k(const float* x, uint8_t* dst, int64_t nb) { quantize_q5_k_impl<F4>(x, dst, nb); }
-void quantize_q6_k(const float* x, uint8_t* dst, int64_t nb) { quantize_q6_k_impl<F4>(x, dst, nb); }
+void quantize_q2_k(const float* x, uint8_t* dst, int64_t nb) {
+  quantize_q2_k_impl<F4>(x, dst, nb);
+}
+void quantize_q4_k(const float* x, uint8_t* dst, int64_t nb) {
+  quantize_q4_k_impl<F4>(x, dst, nb);
+}
+void quantize_q5_k(const float* x, uint8_t* dst, int64_t nb) {
+  quantize_q5_k_impl<F4>(x, dst, nb);
+}
+void quantize_q6_k(const float* x, uint8_t* dst, int64_t nb) {
+  quantize_q6_k_impl<F4>(x, dst, nb);
+}
 
 void quantize_q2_k_one_lane(const float* x, uint8_t* dst, int64_t nb) {
   quantize_q2_k_impl<float>(x, dst, nb);

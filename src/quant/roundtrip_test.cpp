@@ -52,25 +52,39 @@ const TypeBounds kTypes[] = {
     {TensorType::IQ4_XS, 0.13, 0.11, false},
 };
 
-void PrintTo(const TypeBounds& tb, std::ostream* os) { *os << gguf::type_name(tb.type); }
+void PrintTo(const TypeBounds& tb, std::ostream* os) {
+  *os << gguf::type_name(tb.type);
+}
 
-int64_t block_size(TensorType t) { return gguf::type_traits(t)->block_size; }
+int64_t block_size(TensorType t) {
+  return gguf::type_traits(t)->block_size;
+}
 
 // Block size used to build test rows: plain types get 32-element "blocks" so the
 // same special-block patterns apply.
-int64_t pattern_block(TensorType t) { return std::max<int64_t>(block_size(t), 32); }
+int64_t pattern_block(TensorType t) {
+  return std::max<int64_t>(block_size(t), 32);
+}
 
 enum class Fill { kGauss, kUniformOffset, kZero, kConstant, kSignedZeros, kTiny, kLarge, kMixed };
 const char* fill_name(Fill f) {
   switch (f) {
-    case Fill::kGauss: return "gauss";
-    case Fill::kUniformOffset: return "uniform+offset";
-    case Fill::kZero: return "zero";
-    case Fill::kConstant: return "constant";
-    case Fill::kSignedZeros: return "signed-zeros";
-    case Fill::kTiny: return "tiny";
-    case Fill::kLarge: return "large";
-    case Fill::kMixed: return "mixed";
+    case Fill::kGauss:
+      return "gauss";
+    case Fill::kUniformOffset:
+      return "uniform+offset";
+    case Fill::kZero:
+      return "zero";
+    case Fill::kConstant:
+      return "constant";
+    case Fill::kSignedZeros:
+      return "signed-zeros";
+    case Fill::kTiny:
+      return "tiny";
+    case Fill::kLarge:
+      return "large";
+    case Fill::kMixed:
+      return "mixed";
   }
   return "?";
 }
@@ -108,9 +122,10 @@ void fill_block(Fill f, std::mt19937& rng, float* x, int64_t n) {
     case Fill::kMixed: {
       // Each 32-element stretch gets its own pattern, so K-quant super-blocks see
       // zero / constant / ±0 / normal sub-blocks side by side.
-      const Fill parts[] = {Fill::kGauss, Fill::kZero, Fill::kConstant, Fill::kSignedZeros,
-                            Fill::kUniformOffset, Fill::kGauss};
-      for (int64_t i = 0; i < n; i += 32) fill_block(parts[rng() % 6], rng, x + i, std::min<int64_t>(32, n - i));
+      const Fill parts[] = {Fill::kGauss,       Fill::kZero,          Fill::kConstant,
+                            Fill::kSignedZeros, Fill::kUniformOffset, Fill::kGauss};
+      for (int64_t i = 0; i < n; i += 32)
+        fill_block(parts[rng() % 6], rng, x + i, std::min<int64_t>(32, n - i));
       break;
     }
   }
@@ -135,7 +150,9 @@ double max_abs(const float* x, int64_t n) {
   return m;
 }
 
-bool has_f16_scale(TensorType t) { return t != TensorType::F32 && t != TensorType::Q8_K && t != TensorType::BF16; }
+bool has_f16_scale(TensorType t) {
+  return t != TensorType::F32 && t != TensorType::Q8_K && t != TensorType::BF16;
+}
 
 class RoundTripTest : public ::testing::TestWithParam<TypeBounds> {};
 
@@ -169,7 +186,8 @@ TEST_P(RoundTripTest, ErrorBoundsAndStability) {
               if (f16_underflow) {
                 ASSERT_LE(std::fabs(double(y[i])), 2 * amax + 1e-4) << "element " << i;
               } else {
-                ASSERT_LE(err, tb.max_rel * amax) << "element " << i << " x=" << x[i] << " y=" << y[i];
+                ASSERT_LE(err, tb.max_rel * amax)
+                    << "element " << i << " x=" << x[i] << " y=" << y[i];
               }
               sq_err += err * err;
               sq_x += double(x[i]) * double(x[i]);

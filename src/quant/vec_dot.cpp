@@ -7,7 +7,9 @@ namespace pocket::quant::detail {
 
 namespace {
 
-inline int nibble32(const uint8_t* qs, int e) { return e < 16 ? (qs[e] & 0x0F) : (qs[e - 16] >> 4); }
+inline int nibble32(const uint8_t* qs, int e) {
+  return e < 16 ? (qs[e] & 0x0F) : (qs[e - 16] >> 4);
+}
 
 // Q4_0/Q5_0/Q8_0/IQ4_NL times Q8_0: f32(sumi) · dw · da per block, where
 // WeightQuants(block, e) is the signed integer weight quant.
@@ -43,7 +45,9 @@ inline int q5_quant(const uint8_t* qh, const uint8_t* qs, int e) {
   return nibble32(qs, e) | int(((load_u32(qh) >> e) & 1) << 4);
 }
 
-inline int bsum(const BlockQ8_K& a, int k) { return load_i16(a.bsums + 2 * k); }
+inline int bsum(const BlockQ8_K& a, int k) {
+  return load_i16(a.bsums + 2 * k);
+}
 
 }  // namespace
 
@@ -63,9 +67,8 @@ float vec_dot_q8_0_q8_0(const uint8_t* w, const uint8_t* a, int64_t nb) {
 }
 
 float vec_dot_iq4_nl_q8_0(const uint8_t* w, const uint8_t* a, int64_t nb) {
-  return dot_with_q8_0<BlockIQ4_NL>(w, a, nb, [](const BlockIQ4_NL& blk, int e) {
-    return int(kIQ4Values[nibble32(blk.qs, e)]);
-  });
+  return dot_with_q8_0<BlockIQ4_NL>(
+      w, a, nb, [](const BlockIQ4_NL& blk, int e) { return int(kIQ4Values[nibble32(blk.qs, e)]); });
 }
 
 float vec_dot_q4_1_q8_1(const uint8_t* w, const uint8_t* a, int64_t nb) {

@@ -15,7 +15,9 @@
 
 namespace pocket::gguf {
 // Type names instead of raw bytes in gtest messages.
-void PrintTo(TensorType t, std::ostream* os) { *os << type_name(t); }
+void PrintTo(TensorType t, std::ostream* os) {
+  *os << type_name(t);
+}
 }  // namespace pocket::gguf
 
 namespace pocket::quant {
@@ -34,14 +36,20 @@ std::vector<int> f16_fields(TensorType t) {
     case TensorType::Q4_1:
     case TensorType::Q5_1:
     case TensorType::Q4_K:
-    case TensorType::Q5_K: return {0, 2};
-    case TensorType::Q2_K: return {80, 82};
-    case TensorType::Q3_K: return {108};
-    case TensorType::Q6_K: return {208};
+    case TensorType::Q5_K:
+      return {0, 2};
+    case TensorType::Q2_K:
+      return {80, 82};
+    case TensorType::Q3_K:
+      return {108};
+    case TensorType::Q6_K:
+      return {208};
     case TensorType::F32:
     case TensorType::F16:
-    case TensorType::BF16: return {};
-    default: return {0};
+    case TensorType::BF16:
+      return {};
+    default:
+      return {0};
   }
 }
 
@@ -89,9 +97,8 @@ class VecDotTest : public ::testing::TestWithParam<TensorType> {};
 TEST_P(VecDotTest, MatchesDequantizedProducts) {
   const TensorType wt = GetParam();
   const TensorType at = activation_type(wt);
-  const int64_t block = gguf::type_traits(wt)->block_size == 1
-                            ? 32
-                            : int64_t(gguf::type_traits(wt)->block_size);
+  const int64_t block =
+      gguf::type_traits(wt)->block_size == 1 ? 32 : int64_t(gguf::type_traits(wt)->block_size);
   std::mt19937 rng(uint32_t(wt) + 100);
   std::normal_distribution<float> gauss;
   std::uniform_real_distribution<float> unif(-1.0f, 1.0f);
@@ -113,8 +120,7 @@ TEST_P(VecDotTest, MatchesDequantizedProducts) {
       const std::vector<uint8_t> a = quantized(at, ax);
       const Sums want = reference_dot(wt, w, at, a, n);
       const float got = vec_dot(wt, w.data(), a.data(), n);
-      EXPECT_NEAR(double(got), want.exact, 1e-5 * want.abs + 1e-30)
-          << "sum |w*a| = " << want.abs;
+      EXPECT_NEAR(double(got), want.exact, 1e-5 * want.abs + 1e-30) << "sum |w*a| = " << want.abs;
     }
   }
 }
@@ -140,7 +146,8 @@ TEST(VecDot, ActivationTypes) {
   EXPECT_EQ(activation_type(TensorType::BF16), TensorType::BF16);
   for (TensorType t : {TensorType::Q4_0, TensorType::Q5_0, TensorType::Q8_0, TensorType::IQ4_NL})
     EXPECT_EQ(activation_type(t), TensorType::Q8_0);
-  for (TensorType t : {TensorType::Q4_1, TensorType::Q5_1}) EXPECT_EQ(activation_type(t), TensorType::Q8_1);
+  for (TensorType t : {TensorType::Q4_1, TensorType::Q5_1})
+    EXPECT_EQ(activation_type(t), TensorType::Q8_1);
   for (TensorType t : {TensorType::Q2_K, TensorType::Q3_K, TensorType::Q4_K, TensorType::Q5_K,
                        TensorType::Q6_K, TensorType::IQ4_XS})
     EXPECT_EQ(activation_type(t), TensorType::Q8_K);
