@@ -127,7 +127,8 @@ Tokenizer Tokenizer::build(RawVocab raw) {
   t.merges_ = std::make_unique<MergeTable>(raw.merges.size());
   t.n_merges_ = raw.merges.size();
   for (size_t i = 0; i < raw.merges.size(); i++) {
-    const auto& [left, right] = raw.merges[i];
+    const std::string& left = raw.merges[i].first;
+    const std::string& right = raw.merges[i].second;
     auto where = [&] {
       return str(src, ": ", raw.merges_field, "[", i, "] (", printable(left), " ", printable(right), ")");
     };

@@ -29,7 +29,7 @@ std::vector<std::string> split(std::string_view text, PreTokenizer kind) {
 // ---------------------------------------------------------------------------
 // Hand-checked cases (derived from the regex semantics by hand).
 
-TEST(PreTokenizer, Basics) {
+TEST(TokenizerPre, Basics) {
   using V = std::vector<std::string>;
   const auto q2 = PreTokenizer::kQwen2;
   EXPECT_EQ(split("", q2), V{});
@@ -54,7 +54,7 @@ TEST(PreTokenizer, Basics) {
             (V{" \xE4\xBD\xA0\xE5\xA5\xBD", "\xE3\x80\x82"}));
 }
 
-TEST(PreTokenizer, CombiningMarksDifferBetweenQwen2AndQwen35) {
+TEST(TokenizerPre, CombiningMarksDifferBetweenQwen2AndQwen35) {
   using V = std::vector<std::string>;
   const std::string decomposed = "cafe\xCC\x81 ok";  // e + U+0301
   EXPECT_EQ(split(decomposed, PreTokenizer::kQwen2), (V{"cafe", "\xCC\x81", " ok"}));
@@ -68,7 +68,7 @@ TEST(PreTokenizer, CombiningMarksDifferBetweenQwen2AndQwen35) {
   EXPECT_EQ(split(thai, PreTokenizer::kQwen2).size(), 2u);
 }
 
-TEST(PreTokenizer, RegexDetection) {
+TEST(TokenizerPre, RegexDetection) {
   for (PreTokenizer k : {PreTokenizer::kQwen2, PreTokenizer::kQwen35}) {
     EXPECT_EQ(pre_tokenizer_from_regex(pre_tokenizer_regex(k)), k);
     EXPECT_EQ(pre_tokenizer_from_name(pre_tokenizer_name(k)), k);
@@ -78,7 +78,7 @@ TEST(PreTokenizer, RegexDetection) {
 }
 
 // The lookup table is exactly ICU's data for every code point.
-TEST(PreTokenizer, CharClassTableMatchesIcu) {
+TEST(TokenizerPre, CharClassTableMatchesIcu) {
   const CharClassTable& table = CharClassTable::get();
   for (char32_t cp = 0; cp <= 0x10FFFF; cp++) {
     ASSERT_EQ(table.classes(cp), char_classes_from_icu(cp)) << std::hex << uint32_t(cp);
@@ -222,7 +222,7 @@ std::vector<char32_t> interesting_characters() {
   return chars;
 }
 
-TEST(PreTokenizer, MatchesPcre2OnRandomStrings) {
+TEST(TokenizerPre, MatchesPcre2OnRandomStrings) {
   Pcre2 pcre2;
   if (!pcre2.available()) GTEST_SKIP() << "libpcre2-8.so.0 not found; cross-check skipped";
 

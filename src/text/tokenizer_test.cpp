@@ -36,7 +36,7 @@ std::u32string replaced_code_points(std::string_view bytes) {
   return out;
 }
 
-TEST(Utf8, StepClassifiesSequences) {
+TEST(TokenizerUtf8, StepClassifiesSequences) {
   auto step = [](std::string_view s) { return utf8_step(s.data(), s.size()); };
   EXPECT_EQ(step("A").status, Utf8Status::kValid);
   EXPECT_EQ(step("\xC3\xA9").code_point, 0xE9u);
@@ -58,7 +58,7 @@ TEST(Utf8, StepClassifiesSequences) {
 }
 
 // Same replacement as Python's bytes.decode("utf-8", "replace").
-TEST(Utf8, ReplacementFollowsMaximalSubparts) {
+TEST(TokenizerUtf8, ReplacementFollowsMaximalSubparts) {
   EXPECT_EQ(replaced_code_points("\xF0\x9F\x98" "A"), (std::u32string{0xFFFD, 'A'}));
   EXPECT_EQ(replaced_code_points("\xED\xA0\x80"), (std::u32string{0xFFFD, 0xFFFD, 0xFFFD}));
   EXPECT_EQ(replaced_code_points("\xC0\xAF"), (std::u32string{0xFFFD, 0xFFFD}));
@@ -70,7 +70,7 @@ TEST(Utf8, ReplacementFollowsMaximalSubparts) {
   EXPECT_EQ(find_invalid_utf8("\xC3"), 0u);
 }
 
-TEST(Unicode, ByteLevelMapping) {
+TEST(TokenizerUnicode, ByteLevelMapping) {
   EXPECT_EQ(byte_to_unicode(' '), 0x120u);   // Ġ
   EXPECT_EQ(byte_to_unicode('\n'), 0x10Au);  // Ċ
   EXPECT_EQ(byte_to_unicode('A'), char32_t('A'));
@@ -83,7 +83,7 @@ TEST(Unicode, ByteLevelMapping) {
   EXPECT_FALSE(byte_level_to_bytes("a b", bytes));  // a raw space is not a symbol
 }
 
-TEST(Unicode, Nfc) {
+TEST(TokenizerUnicode, Nfc) {
   EXPECT_EQ(to_nfc("cafe\xCC\x81"), "caf\xC3\xA9");
   EXPECT_EQ(to_nfc("plain ascii"), "plain ascii");
   std::string out;
@@ -249,6 +249,14 @@ TEST(Tokenizer, Normalization) {
   EXPECT_EQ(small().decode(small().encode(decomposed, o)), decomposed);
 }
 
+// Added tokens are matched on the raw text, then each segment is normalized
+// (Hugging Face order): ">" + U+0338 would compose to U+226F under whole-text
+// NFC and hide the token.
+TEST(Tokenizer, AddedTokensAreMatchedBeforeNormalization) {
+  EXPECT_EQ(enc("<think>\xCC\xB8"), (Ids{264, byte_id(0xCC), byte_id(0xB8)}));
+  EXPECT_EQ(to_nfc("<think>\xCC\xB8"), "<think\xE2\x89\xAF");
+}
+
 TEST(Tokenizer, InvalidUtf8IsRejectedWithOffset) {
   try {
     small().encode("hello \xFF world");
@@ -289,7 +297,7 @@ TEST(Tokenizer, Decode) {
 // ---------------------------------------------------------------------------
 // Streaming decoder
 
-TEST(StreamingDecoder, HoldsBackSplitCharacters) {
+TEST(TokenizerStreaming, HoldsBackSplitCharacters) {
   StreamingDecoder d(small());
   // 你 = E4 BD A0, one byte token at a time.
   EXPECT_EQ(d.push(byte_id(0xE4)), "");
@@ -303,7 +311,7 @@ TEST(StreamingDecoder, HoldsBackSplitCharacters) {
   EXPECT_EQ(d.finish(), "");
 }
 
-TEST(StreamingDecoder, ReplacesWhatCanNeverBeValid) {
+TEST(TokenizerStreaming, ReplacesWhatCanNeverBeValid) {
   StreamingDecoder d(small());
   EXPECT_EQ(d.push(byte_id(0xFF)), "\xEF\xBF\xBD");         // impossible byte: at once
   EXPECT_EQ(d.push(byte_id(0xE4)), "");
@@ -322,7 +330,7 @@ TEST(StreamingDecoder, ReplacesWhatCanNeverBeValid) {
 
 // Concatenated output == replace_invalid_utf8(decode(ids)), and every
 // piece is well-formed, for random token sequences.
-TEST(StreamingDecoder, RandomSequencesMatchBatchDecode) {
+TEST(TokenizerStreaming, RandomSequencesMatchBatchDecode) {
   std::mt19937 rng(3);
   const Tokenizer& t = small();
   for (int iter = 0; iter < 3000; iter++) {
@@ -679,7 +687,7 @@ TEST(Tokenizer, ConcurrentEncodeIsConsistent) {
 // ---------------------------------------------------------------------------
 // The commands.
 
-class Cli : public ::testing::Test {
+class TokenizerCli : public ::testing::Test {
  protected:
   void SetUp() override {
     const char* env = std::getenv("POCKET_BIN");
@@ -718,7 +726,7 @@ class Cli : public ::testing::Test {
   std::filesystem::path dir_;
 };
 
-TEST_F(Cli, TokenizeAndDetokenize) {
+TEST_F(TokenizerCli, TokenizeAndDetokenize) {
   const std::string chat = "<|im_start|>user\nHello!<|im_end|>\n";
   const std::string in = file("chat.txt", chat);
   EXPECT_EQ(run("tokenize -m " + vocab_ + " --special --file " + in),
@@ -733,7 +741,7 @@ TEST_F(Cli, TokenizeAndDetokenize) {
   EXPECT_EQ(run("detokenize -m " + vocab_ + " --text '[9707,1879]'"), "Hello world");
 }
 
-TEST_F(Cli, Jsonl) {
+TEST_F(TokenizerCli, Jsonl) {
   const std::string lines = file("in.jsonl", "\"Hello world\"\n\"caf\\u0065\\u0301\"\n\"\"\n");
   EXPECT_EQ(run("tokenize -m " + vocab_ + " --jsonl < " + lines), "[9707,1879]\n[924,58858]\n[]\n");
   EXPECT_EQ(run("tokenize -m " + vocab_ + " --no-normalize --jsonl < " + lines).find("[924,58858]"),
@@ -743,7 +751,7 @@ TEST_F(Cli, Jsonl) {
             "\"Hello world\"\n\"caf\xC3\xA9\"\n\"\"\n\"h\xEF\xBF\xBD\"\n");
 }
 
-TEST_F(Cli, Errors) {
+TEST_F(TokenizerCli, Errors) {
   int status = 0;
   run("tokenize -m " + vocab_ + " --file " + file("bad.txt", "ok \xFF"), &status);
   EXPECT_EQ(status, 1);
