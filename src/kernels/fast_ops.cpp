@@ -1,0 +1,54 @@
+#include "kernels/fast_ops.h"
+
+#include "kernels/matmul.h"
+
+namespace pocket::kernels {
+
+namespace {
+
+// Levels that have a table of their own.
+CpuLevel table_level(CpuLevel level) {
+  if (level > machine_cpu_level()) level = machine_cpu_level();
+  return level >= CpuLevel::kAvx2 ? CpuLevel::kAvx2 : CpuLevel::kScalar;
+}
+
+void matmul_scalar(const Mat& w, const float* x, int64_t n_rows, int64_t x_stride, float* y,
+                   int64_t y_stride) {
+  matmul_at_level(CpuLevel::kScalar, w, x, n_rows, x_stride, y, y_stride);
+}
+
+void matmul_avx2(const Mat& w, const float* x, int64_t n_rows, int64_t x_stride, float* y,
+                 int64_t y_stride) {
+  matmul_at_level(CpuLevel::kAvx2, w, x, n_rows, x_stride, y, y_stride);
+}
+
+Ops make_table(const char* name, decltype(Ops::matmul) matmul) {
+  Ops t = reference_ops();
+  t.name = name;
+  t.matmul = matmul;
+  return t;
+}
+
+}  // namespace
+
+const Ops& ops_for_level(CpuLevel level) {
+  static const Ops scalar = make_table("scalar", matmul_scalar);
+  static const Ops avx2 = make_table("avx2", matmul_avx2);
+  return table_level(level) == CpuLevel::kAvx2 ? avx2 : scalar;
+}
+
+const Ops& best_ops() {
+  return ops_for_level(cpu_level());
+}
+
+void use_best_ops() {
+  set_ops(best_ops());
+}
+
+std::vector<CpuLevel> available_levels() {
+  std::vector<CpuLevel> out{CpuLevel::kScalar};
+  if (machine_cpu_level() >= CpuLevel::kAvx2) out.push_back(CpuLevel::kAvx2);
+  return out;
+}
+
+}  // namespace pocket::kernels

@@ -1,0 +1,795 @@
+// AVX2 + FMA + F16C matmul kernels (x86-64-v3). Everything in this file after
+// the includes is compiled for that target by the pragma below, and only called
+// after runtime detection says the CPU has it (kernels/matmul.cpp). No standard
+// library templates are instantiated inside the region, so no AVX2 copy of a
+// shared inline function can leak into code that runs on older CPUs.
+//
+// Integer path (spec/gguf.md §8): weights are unpacked to 32 int8 per vector
+// and multiplied with vpmaddubsw (u8 x s8 -> pairs of i16) and vpmaddwd (-> i32,
+// with the sub-block scale folded in where there is one). Signed weights use
+// the usual sign trick: |w| x (a * sign(w)). Unsigned weights with an offset
+// (Q3_K: n + 4, Q6_K: n + 32) subtract offset * scale * bsums instead.
+// Each kernel is templated on RA, the number of activation rows it serves per
+// pass over a weight row, so that the unpacking is paid once per RA rows.
+//
+// Float path: an RW x RA register tile of f32 FMAs; F16 and BF16 weights are
+// widened in registers.
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+#include <utility>
+
+#include "kernels/act_layout.h"
+#include "kernels/matmul.h"
+#include "quant/blocks.h"
+#include "util/fp16.h"
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+
+namespace pocket::kernels::avx2 {
+
+namespace {
+
+using quant::kIQ4Values;
+
+#define POCKET_INLINE inline __attribute__((always_inline))
+#define POCKET_LAMBDA_INLINE __attribute__((always_inline))
+
+// ---------------------------------------------------------------------------
+// Small helpers
+
+POCKET_INLINE __m256i load256(const void* p) {
+  return _mm256_loadu_si256(static_cast<const __m256i*>(p));
+}
+POCKET_INLINE __m128i load128(const void* p) {
+  return _mm_loadu_si128(static_cast<const __m128i*>(p));
+}
+POCKET_INLINE uint32_t load32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+POCKET_INLINE float f16_at(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+}
+
+POCKET_INLINE float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+POCKET_INLINE int hsum_i32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+  return _mm_cvtsi128_si32(s);
+}
+
+// u8 x s8 products summed in groups of four, as 8 x i32.
+POCKET_INLINE __m256i dot_u8s8(__m256i u, __m256i s) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+// The same with the pair sums multiplied by 16-bit scales.
+POCKET_INLINE __m256i dot_u8s8_scaled(__m256i u, __m256i s, __m256i scales16) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), scales16);
+}
+
+// The 32 nibbles of a 32-element block in element order: low nibbles of 16
+// bytes are elements 0..15, high nibbles 16..31 (spec §5.2).
+POCKET_INLINE __m256i nibbles32(const uint8_t* qs) {
+  const __m128i x = load128(qs);
+  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(x, 4), x), _mm256_set1_epi8(0x0F));
+}
+
+// Byte e = 0xFF where bit e of `bits` is set, else 0.
+POCKET_INLINE __m256i bits_to_bytes(uint32_t bits) {
+  const __m256i spread = _mm256_shuffle_epi8(
+      _mm256_set1_epi32(int(bits)), _mm256_setr_epi64x(0x0000000000000000, 0x0101010101010101,
+                                                       0x0202020202020202, 0x0303030303030303));
+  const __m256i bit_of_byte = _mm256_set1_epi64x(int64_t(0x8040201008040201));
+  return _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit_of_byte), bit_of_byte);
+}
+
+// Bit From of every byte moved to bit To, all other bits cleared.
+template <int From, int To>
+POCKET_INLINE __m256i move_bit(__m256i v) {
+  const __m256i mask = _mm256_set1_epi8(char(1 << To));
+  if constexpr (From > To)
+    return _mm256_and_si256(_mm256_srli_epi16(v, From - To), mask);
+  else if constexpr (From < To)
+    return _mm256_and_si256(_mm256_slli_epi16(v, To - From), mask);
+  else
+    return _mm256_and_si256(v, mask);
+}
+
+// A shuffle mask that broadcasts 16-bit element j of each 128-bit lane.
+POCKET_INLINE __m256i word_mask(int j) {
+  return _mm256_set1_epi16(short(((2 * j + 1) << 8) | (2 * j)));
+}
+// A mask broadcasting 16-bit element j in the low lane and j + 1 in the high lane.
+POCKET_INLINE __m256i word_pair_mask(int j) {
+  return _mm256_setr_m128i(_mm_set1_epi16(short(((2 * j + 1) << 8) | (2 * j))),
+                           _mm_set1_epi16(short(((2 * j + 3) << 8) | (2 * j + 2))));
+}
+
+// Calls f(std::integral_constant<int, K>) for K = 0 .. N-1, unrolled, so that
+// shift counts and masks depending on K are compile-time constants.
+template <class F, int... K>
+POCKET_INLINE void unroll_impl(F&& f, std::integer_sequence<int, K...>) {
+  (f(std::integral_constant<int, K>{}), ...);
+}
+template <int N, class F>
+POCKET_INLINE void unroll(F&& f) {
+  unroll_impl(f, std::make_integer_sequence<int, N>{});
+}
+
+// ---------------------------------------------------------------------------
+// Activation quantization into the ActLayout arrays: the same quants and
+// scales as quant::quantize_row (checked bit for bit by the tests).
+
+// roundf() on each lane: half away from zero, exact for every finite input.
+POCKET_INLINE __m256 round_half_away(__m256 v) {
+  const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+  const __m256 f = _mm256_sub_ps(v, t);  // exact
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 up = _mm256_and_ps(_mm256_cmp_ps(f, _mm256_set1_ps(0.5f), _CMP_GE_OQ), one);
+  const __m256 down = _mm256_and_ps(_mm256_cmp_ps(f, _mm256_set1_ps(-0.5f), _CMP_LE_OQ), one);
+  return _mm256_sub_ps(_mm256_add_ps(t, up), down);
+}
+
+// Four vectors of 8 x i32 (values in int8 range) to 32 x i8 in order.
+POCKET_INLINE __m256i pack_i32_to_i8(__m256i a, __m256i b, __m256i c, __m256i d) {
+  const __m256i ab = _mm256_packs_epi32(a, b);
+  const __m256i cd = _mm256_packs_epi32(c, d);
+  const __m256i abcd = _mm256_packs_epi16(ab, cd);
+  return _mm256_permutevar8x32_epi32(abcd, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+POCKET_INLINE float max_abs(const float* x, int n) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  __m256 m = _mm256_setzero_ps();
+  // max(|x|, m) keeps m when |x| is NaN, as the reference's `a > amax` does.
+  for (int i = 0; i < n; i += 8)
+    m = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)), m);
+  __m128 s = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_max_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+float f16_round(float v) {
+  return f16_to_f32(f32_to_f16(v));
+}
+
+void quantize_q8_0_or_1(TensorType t, const float* x, int64_t n, uint8_t* row) {
+  const ActLayout L = act_layout(t, n);
+  auto* qs = reinterpret_cast<int8_t*>(row);
+  auto* d_out = reinterpret_cast<float*>(row + L.d_offset);
+  auto* s_out = reinterpret_cast<float*>(row + L.s_offset);
+  auto* sums = reinterpret_cast<int16_t*>(row + L.sums32_offset);
+  for (int64_t b = 0; b < n / 32; b++) {
+    const float* xb = x + 32 * b;
+    const float d = max_abs(xb, 32) / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    const __m256 vid = _mm256_set1_ps(id);
+    const __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
+    __m256i q[4];
+    for (int k = 0; k < 4; k++) {
+      __m256 v = round_half_away(_mm256_mul_ps(_mm256_loadu_ps(xb + 8 * k), vid));
+      v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+      q[k] = _mm256_cvttps_epi32(v);
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(qs + 32 * b),
+                        pack_i32_to_i8(q[0], q[1], q[2], q[3]));
+    const int sum =
+        hsum_i32(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
+    d_out[b] = f16_round(d);
+    sums[b] = int16_t(sum);
+    if (t == TensorType::Q8_1) s_out[b] = f16_round(float(sum) * d);
+  }
+}
+
+void quantize_q8_k(const float* x, int64_t n, uint8_t* row) {
+  const ActLayout L = act_layout(TensorType::Q8_K, n);
+  auto* qs = reinterpret_cast<int8_t*>(row);
+  auto* d_out = reinterpret_cast<float*>(row + L.d_offset);
+  auto* bsums = reinterpret_cast<int16_t*>(row + L.bsums_offset);
+  auto* sums = reinterpret_cast<int16_t*>(row + L.sums32_offset);
+  for (int64_t b = 0; b < n / 256; b++) {
+    const float* xb = x + 256 * b;
+    int8_t* qb = qs + 256 * b;
+    const float amax = max_abs(xb, 256);
+    if (amax == 0.0f) {
+      std::memset(qb, 0, 256);
+      d_out[b] = 0.0f;
+      for (int k = 0; k < 16; k++) bsums[16 * b + k] = 0;
+      for (int k = 0; k < 8; k++) sums[8 * b + k] = 0;
+      continue;
+    }
+    // The first element whose |x| is the maximum gives the scale its sign.
+    float vmax = 0.0f;
+    const __m256 sign = _mm256_set1_ps(-0.0f), vamax = _mm256_set1_ps(amax);
+    for (int i = 0; i < 256; i += 8) {
+      const __m256 v = _mm256_loadu_ps(xb + i);
+      const int hits =
+          _mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(sign, v), vamax, _CMP_EQ_OQ));
+      if (hits) {
+        vmax = xb[i + __builtin_ctz(unsigned(hits))];
+        break;
+      }
+    }
+    const float iscale = -127.0f / vmax;
+    const __m256 vscale = _mm256_set1_ps(iscale);
+    for (int j = 0; j < 8; j++) {  // 32 elements at a time
+      __m256i q[4];
+      for (int k = 0; k < 4;
+           k++)  // round half to even, as nearest_int; packing saturates to [-128, 127]
+        q[k] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb + 32 * j + 8 * k), vscale));
+      const __m256i q8 = pack_i32_to_i8(q[0], q[1], q[2], q[3]);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(qb + 32 * j), q8);
+      // Sums of 16: pairs, then quads, then two horizontal adds per lane.
+      __m256i s =
+          _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q8), _mm256_set1_epi16(1));
+      s = _mm256_hadd_epi32(s, s);
+      s = _mm256_hadd_epi32(s, s);
+      const int s0 = _mm256_extract_epi32(s, 0), s1 = _mm256_extract_epi32(s, 4);
+      bsums[16 * b + 2 * j] = int16_t(s0);
+      bsums[16 * b + 2 * j + 1] = int16_t(s1);
+      sums[8 * b + j] = int16_t(s0 + s1);
+    }
+    d_out[b] = 1.0f / iscale;
+  }
+}
+
+uint64_t act_row_bytes(TensorType act_type, int64_t n) {
+  return act_layout(act_type, n).row_bytes;
+}
+
+void quantize_act(TensorType act_type, const float* x, int64_t n, uint8_t* row) {
+  if (act_type == TensorType::Q8_K)
+    quantize_q8_k(x, n, row);
+  else
+    quantize_q8_0_or_1(act_type, x, n, row);
+}
+
+// ---------------------------------------------------------------------------
+// Weights with Q8_0 activations: Q8_0, Q4_0, Q5_0, IQ4_NL. decode() gives the
+// 32 signed integer weights of a block; the f16 scale is its first field.
+
+struct Q8_0Weights {
+  static constexpr int kBytes = 34;
+  static POCKET_INLINE __m256i decode(const uint8_t* blk) { return load256(blk + 2); }
+};
+struct Q4_0Weights {
+  static constexpr int kBytes = 18;
+  static POCKET_INLINE __m256i decode(const uint8_t* blk) {
+    return _mm256_sub_epi8(nibbles32(blk + 2), _mm256_set1_epi8(8));
+  }
+};
+struct Q5_0Weights {
+  static constexpr int kBytes = 22;
+  static POCKET_INLINE __m256i decode(const uint8_t* blk) {
+    const __m256i high = _mm256_and_si256(bits_to_bytes(load32(blk + 2)), _mm256_set1_epi8(0x10));
+    return _mm256_sub_epi8(_mm256_or_si256(nibbles32(blk + 6), high), _mm256_set1_epi8(16));
+  }
+};
+struct IQ4_NLWeights {
+  static constexpr int kBytes = 18;
+  static POCKET_INLINE __m256i decode(const uint8_t* blk) {
+    const __m256i table = _mm256_broadcastsi128_si256(load128(kIQ4Values));
+    return _mm256_shuffle_epi8(table, nibbles32(blk + 2));
+  }
+};
+
+template <class W>
+struct WithQ8_0 {
+  static constexpr TensorType kActType = TensorType::Q8_0;
+  template <int RA>
+  static void dot(const uint8_t* w, const ActRow* a, int64_t n, float* out) {
+    __m256 acc[RA];
+    for (int r = 0; r < RA; r++) acc[r] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / 32; b++) {
+      const uint8_t* blk = w + b * W::kBytes;
+      const __m256i q = W::decode(blk);
+      const __m256i q_abs = _mm256_sign_epi8(q, q);
+      const float dw = f16_at(blk);
+      for (int r = 0; r < RA; r++) {
+        const __m256i signed_act = _mm256_sign_epi8(load256(a[r].qs + 32 * b), q);
+        const __m256i p = dot_u8s8(q_abs, signed_act);
+        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * a[r].d[b]), acc[r]);
+      }
+    }
+    for (int r = 0; r < RA; r++) out[r] = hsum(acc[r]);
+  }
+};
+
+// ---------------------------------------------------------------------------
+// Weights dw * n + mw with Q8_1 activations: Q4_1, Q5_1 (§8.2).
+
+struct Q4_1Weights {
+  static constexpr int kBytes = 20;
+  static POCKET_INLINE __m256i decode(const uint8_t* blk) { return nibbles32(blk + 4); }
+};
+struct Q5_1Weights {
+  static constexpr int kBytes = 24;
+  static POCKET_INLINE __m256i decode(const uint8_t* blk) {
+    const __m256i high = _mm256_and_si256(bits_to_bytes(load32(blk + 4)), _mm256_set1_epi8(0x10));
+    return _mm256_or_si256(nibbles32(blk + 8), high);
+  }
+};
+
+template <class W>
+struct WithQ8_1 {
+  static constexpr TensorType kActType = TensorType::Q8_1;
+  template <int RA>
+  static void dot(const uint8_t* w, const ActRow* a, int64_t n, float* out) {
+    __m256 acc[RA];
+    float min_sum[RA];
+    for (int r = 0; r < RA; r++) {
+      acc[r] = _mm256_setzero_ps();
+      min_sum[r] = 0.0f;
+    }
+    for (int64_t b = 0; b < n / 32; b++) {
+      const uint8_t* blk = w + b * W::kBytes;
+      const __m256i q = W::decode(blk);  // unsigned 0..31
+      const float dw = f16_at(blk), mw = f16_at(blk + 2);
+      for (int r = 0; r < RA; r++) {
+        const __m256i p = dot_u8s8(q, load256(a[r].qs + 32 * b));
+        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * a[r].d[b]), acc[r]);
+        min_sum[r] += mw * a[r].s[b];
+      }
+    }
+    for (int r = 0; r < RA; r++) out[r] = hsum(acc[r]) + min_sum[r];
+  }
+};
+
+// ---------------------------------------------------------------------------
+// K-quants and IQ4_XS with Q8_K activations (§8.3).
+
+// Q4_K / Q5_K: eight 6-bit scale codes and eight min codes from 12 bytes
+// (§5.10), as two little-endian u64 of bytes.
+POCKET_INLINE void k4_scales_and_mins(const uint8_t* scales, uint64_t* sc, uint64_t* mn) {
+  uint32_t u[3];
+  std::memcpy(u, scales, 12);
+  const uint32_t sc_lo = u[0] & 0x3f3f3f3f;
+  const uint32_t mn_lo = u[1] & 0x3f3f3f3f;
+  const uint32_t sc_hi = (u[2] & 0x0f0f0f0f) | ((u[0] >> 2) & 0x30303030);
+  const uint32_t mn_hi = ((u[2] >> 4) & 0x0f0f0f0f) | ((u[1] >> 2) & 0x30303030);
+  *sc = uint64_t(sc_hi) << 32 | sc_lo;
+  *mn = uint64_t(mn_hi) << 32 | mn_lo;
+}
+
+// Shared body of Q4_K and Q5_K: per super-block, sub-blocks 2k and 2k+1 are the
+// low and high nibbles of qs[32k .. 32k+32) (plus a fifth bit for Q5_K).
+template <bool kFiveBits>
+struct Q45K {
+  static constexpr TensorType kActType = TensorType::Q8_K;
+  static constexpr int kBytes = kFiveBits ? 176 : 144;
+  template <int RA>
+  static void dot(const uint8_t* w, const ActRow* a, int64_t n, float* out) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m256 acc[RA];
+    for (int r = 0; r < RA; r++) acc[r] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / 256; b++) {
+      const uint8_t* blk = w + b * kBytes;
+      const float d = f16_at(blk), dmin = f16_at(blk + 2);
+      uint64_t sc, mn;
+      k4_scales_and_mins(blk + 4, &sc, &mn);
+      const __m256i scales =
+          _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(int64_t(sc))));
+      const __m128i mins = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(int64_t(mn)));
+      const uint8_t* qs = blk + (kFiveBits ? 48 : 16);
+      const __m256i qh = kFiveBits ? load256(blk + 16) : _mm256_setzero_si256();
+      __m256i sumi[RA];
+      for (int r = 0; r < RA; r++) sumi[r] = _mm256_setzero_si256();
+      unroll<4>([&](auto kc) POCKET_LAMBDA_INLINE {
+        constexpr int k = kc.value;
+        const __m256i q = load256(qs + 32 * k);
+        __m256i lo = _mm256_and_si256(q, m4);
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+        if constexpr (kFiveBits) {
+          lo = _mm256_or_si256(lo, move_bit<2 * k, 4>(qh));
+          hi = _mm256_or_si256(hi, move_bit<2 * k + 1, 4>(qh));
+        }
+        const __m256i s_lo = _mm256_shuffle_epi8(scales, word_mask(2 * k));
+        const __m256i s_hi = _mm256_shuffle_epi8(scales, word_mask(2 * k + 1));
+        for (int r = 0; r < RA; r++) {
+          const int8_t* aq = a[r].qs + 256 * b + 64 * k;
+          const __m256i p_lo = dot_u8s8_scaled(lo, load256(aq), s_lo);
+          const __m256i p_hi = dot_u8s8_scaled(hi, load256(aq + 32), s_hi);
+          sumi[r] = _mm256_add_epi32(sumi[r], _mm256_add_epi32(p_lo, p_hi));
+        }
+      });
+      for (int r = 0; r < RA; r++) {
+        const float dy = a[r].d[b];
+        const __m128i m = _mm_madd_epi16(mins, load128(a[r].sums32 + 8 * b));
+        acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * dy), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
+        acc[r] = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * dy),
+                                  _mm256_cvtepi32_ps(_mm256_zextsi128_si256(m)), acc[r]);
+      }
+    }
+    for (int r = 0; r < RA; r++) out[r] = hsum(acc[r]);
+  }
+};
+
+// Q2_K, Q3_K and Q6_K share a shape: 16 sub-blocks of 16; per half h of the
+// super-block, four 32-element groups g, group g covering sub-blocks 8h+2g
+// (its low 16 elements) and 8h+2g+1 (its high 16). scales16: the 16 sub-block
+// scales as i16 (lane 0: 0..7, lane 1: 8..15).
+template <int RA, class Group>
+POCKET_INLINE void sixteen_subblocks(__m256i scales16, const ActRow* a, int64_t b, __m256i* sumi,
+                                     Group group) {
+  unroll<2>([&](auto hc) POCKET_LAMBDA_INLINE {
+    constexpr int h = hc.value;
+    const __m128i half_scales =
+        h == 0 ? _mm256_castsi256_si128(scales16) : _mm256_extracti128_si256(scales16, 1);
+    const __m256i sc = _mm256_broadcastsi128_si256(half_scales);
+    unroll<4>([&](auto gc) POCKET_LAMBDA_INLINE {
+      constexpr int g = gc.value;
+      const __m256i u = group(hc, gc);  // unsigned quants of the group
+      const __m256i s = _mm256_shuffle_epi8(sc, word_pair_mask(2 * g));
+      for (int r = 0; r < RA; r++)
+        sumi[r] = _mm256_add_epi32(
+            sumi[r], dot_u8s8_scaled(u, load256(a[r].qs + 256 * b + 128 * h + 32 * g), s));
+    });
+  });
+}
+
+struct Q2K {
+  static constexpr TensorType kActType = TensorType::Q8_K;
+  template <int RA>
+  static void dot(const uint8_t* w, const ActRow* a, int64_t n, float* out) {
+    __m256 acc[RA];
+    for (int r = 0; r < RA; r++) acc[r] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / 256; b++) {
+      const uint8_t* blk = w + b * 84;
+      const float d = f16_at(blk + 80), dmin = f16_at(blk + 82);
+      const __m128i raw = load128(blk);
+      const __m256i scales = _mm256_cvtepu8_epi16(_mm_and_si128(raw, _mm_set1_epi8(0x0F)));
+      const __m256i mins =
+          _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0x0F)));
+      const __m256i q[2] = {load256(blk + 16), load256(blk + 48)};
+      __m256i sumi[RA];
+      for (int r = 0; r < RA; r++) sumi[r] = _mm256_setzero_si256();
+      sixteen_subblocks<RA>(scales, a, b, sumi, [&](auto hc, auto gc) POCKET_LAMBDA_INLINE {
+        return _mm256_and_si256(_mm256_srli_epi16(q[hc.value], 2 * gc.value), _mm256_set1_epi8(3));
+      });
+      for (int r = 0; r < RA; r++) {
+        const float dy = a[r].d[b];
+        const __m256i m = _mm256_madd_epi16(mins, load256(a[r].bsums + 16 * b));
+        acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * dy), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
+        acc[r] = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * dy), _mm256_cvtepi32_ps(m), acc[r]);
+      }
+    }
+    for (int r = 0; r < RA; r++) out[r] = hsum(acc[r]);
+  }
+};
+
+// Q3_K's 16 signed scales (code - 32) from 12 bytes (§5.9), as i16.
+POCKET_INLINE __m256i q3_k_scales(const uint8_t* bytes) {
+  uint32_t u[3];
+  std::memcpy(u, bytes, 12);
+  const uint32_t low = 0x0f0f0f0f, two = 0x03030303;
+  const uint32_t s0 = (u[0] & low) | ((u[2] & two) << 4);
+  const uint32_t s1 = (u[1] & low) | (((u[2] >> 2) & two) << 4);
+  const uint32_t s2 = ((u[0] >> 4) & low) | (((u[2] >> 4) & two) << 4);
+  const uint32_t s3 = ((u[1] >> 4) & low) | (((u[2] >> 6) & two) << 4);
+  const __m128i codes = _mm_setr_epi32(int(s0), int(s1), int(s2), int(s3));
+  return _mm256_cvtepi8_epi16(_mm_sub_epi8(codes, _mm_set1_epi8(32)));
+}
+
+struct Q3K {
+  static constexpr TensorType kActType = TensorType::Q8_K;
+  template <int RA>
+  static void dot(const uint8_t* w, const ActRow* a, int64_t n, float* out) {
+    __m256 acc[RA];
+    for (int r = 0; r < RA; r++) acc[r] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / 256; b++) {
+      const uint8_t* blk = w + b * 110;
+      const float d = f16_at(blk + 108);
+      const __m256i scales = q3_k_scales(blk + 96);
+      const __m256i hmask = load256(blk);
+      const __m256i q[2] = {load256(blk + 32), load256(blk + 64)};
+      __m256i sumi[RA];
+      for (int r = 0; r < RA; r++) sumi[r] = _mm256_setzero_si256();
+      // u = low two bits | high bit << 2 = n + 4.
+      sixteen_subblocks<RA>(scales, a, b, sumi, [&](auto hc, auto gc) POCKET_LAMBDA_INLINE {
+        constexpr int h = hc.value, g = gc.value;
+        const __m256i low = _mm256_and_si256(_mm256_srli_epi16(q[h], 2 * g), _mm256_set1_epi8(3));
+        return _mm256_or_si256(low, move_bit<4 * h + g, 2>(hmask));
+      });
+      for (int r = 0; r < RA; r++) {
+        const __m256i offset = _mm256_madd_epi16(scales, load256(a[r].bsums + 16 * b));
+        sumi[r] = _mm256_sub_epi32(sumi[r], _mm256_slli_epi32(offset, 2));
+        acc[r] =
+            _mm256_fmadd_ps(_mm256_set1_ps(d * a[r].d[b]), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
+      }
+    }
+    for (int r = 0; r < RA; r++) out[r] = hsum(acc[r]);
+  }
+};
+
+struct Q6K {
+  static constexpr TensorType kActType = TensorType::Q8_K;
+  template <int RA>
+  static void dot(const uint8_t* w, const ActRow* a, int64_t n, float* out) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x30);
+    __m256 acc[RA];
+    for (int r = 0; r < RA; r++) acc[r] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / 256; b++) {
+      const uint8_t* blk = w + b * 210;
+      const uint8_t* ql = blk;
+      const uint8_t* qh = blk + 128;
+      const float d = f16_at(blk + 208);
+      const __m256i scales = _mm256_cvtepi8_epi16(load128(blk + 192));
+      __m256i sumi[RA];
+      for (int r = 0; r < RA; r++) sumi[r] = _mm256_setzero_si256();
+      // u = low four bits (ql) | two high bits (qh) << 4 = n + 32.
+      sixteen_subblocks<RA>(scales, a, b, sumi, [&](auto hc, auto gc) POCKET_LAMBDA_INLINE {
+        constexpr int h = hc.value, g = gc.value;
+        const __m256i l = load256(ql + 64 * h + 32 * (g % 2));
+        const __m256i hb = load256(qh + 32 * h);
+        const __m256i low =
+            g < 2 ? _mm256_and_si256(l, m4) : _mm256_and_si256(_mm256_srli_epi16(l, 4), m4);
+        __m256i high;
+        if constexpr (g == 0)
+          high = _mm256_slli_epi16(hb, 4);
+        else if constexpr (g == 1)
+          high = _mm256_slli_epi16(hb, 2);
+        else if constexpr (g == 2)
+          high = hb;
+        else
+          high = _mm256_srli_epi16(hb, 2);
+        return _mm256_or_si256(low, _mm256_and_si256(high, m2));
+      });
+      for (int r = 0; r < RA; r++) {
+        const __m256i offset = _mm256_madd_epi16(scales, load256(a[r].bsums + 16 * b));
+        sumi[r] = _mm256_sub_epi32(sumi[r], _mm256_slli_epi32(offset, 5));
+        acc[r] =
+            _mm256_fmadd_ps(_mm256_set1_ps(d * a[r].d[b]), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
+      }
+    }
+    for (int r = 0; r < RA; r++) out[r] = hsum(acc[r]);
+  }
+};
+
+struct IQ4XS {
+  static constexpr TensorType kActType = TensorType::Q8_K;
+  template <int RA>
+  static void dot(const uint8_t* w, const ActRow* a, int64_t n, float* out) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i table = _mm256_broadcastsi128_si256(load128(kIQ4Values));
+    __m256 acc[RA];
+    for (int r = 0; r < RA; r++) acc[r] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / 256; b++) {
+      const uint8_t* blk = w + b * 136;
+      const float d = f16_at(blk);
+      const unsigned scales_h = unsigned(blk[2]) | unsigned(blk[3]) << 8;
+      alignas(16) int16_t ls[8];
+      for (int j = 0; j < 8; j++)
+        ls[j] = int16_t(
+            (((blk[4 + j / 2] >> (4 * (j % 2))) & 0x0F) | (((scales_h >> (2 * j)) & 3) << 4)) - 32);
+      const __m256i scales =
+          _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(ls)));
+      const uint8_t* qs = blk + 8;
+      __m256i sumi[RA];
+      for (int r = 0; r < RA; r++) sumi[r] = _mm256_setzero_si256();
+      unroll<4>([&](auto kc) POCKET_LAMBDA_INLINE {
+        constexpr int k = kc.value;
+        // 16 bytes per sub-block: sub-block 2k in bytes 0..15, 2k+1 in 16..31.
+        const __m256i q = load256(qs + 32 * k);
+        const __m256i lo = _mm256_and_si256(q, m4),
+                      hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+        const __m256i w0 = _mm256_shuffle_epi8(table, _mm256_permute2x128_si256(lo, hi, 0x20));
+        const __m256i w1 = _mm256_shuffle_epi8(table, _mm256_permute2x128_si256(lo, hi, 0x31));
+        const __m256i w0_abs = _mm256_sign_epi8(w0, w0), w1_abs = _mm256_sign_epi8(w1, w1);
+        const __m256i s0 = _mm256_shuffle_epi8(scales, word_mask(2 * k));
+        const __m256i s1 = _mm256_shuffle_epi8(scales, word_mask(2 * k + 1));
+        for (int r = 0; r < RA; r++) {
+          const int8_t* aq = a[r].qs + 256 * b + 64 * k;
+          const __m256i p0 = dot_u8s8_scaled(w0_abs, _mm256_sign_epi8(load256(aq), w0), s0);
+          const __m256i p1 = dot_u8s8_scaled(w1_abs, _mm256_sign_epi8(load256(aq + 32), w1), s1);
+          sumi[r] = _mm256_add_epi32(sumi[r], _mm256_add_epi32(p0, p1));
+        }
+      });
+      for (int r = 0; r < RA; r++)
+        acc[r] =
+            _mm256_fmadd_ps(_mm256_set1_ps(d * a[r].d[b]), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
+    }
+    for (int r = 0; r < RA; r++) out[r] = hsum(acc[r]);
+  }
+};
+
+// One weight row against up to four activation rows at a time.
+template <class K>
+void integer_block(TensorType, const uint8_t* w, uint64_t w_row_bytes, int64_t n_out,
+                   const uint8_t* act, uint64_t act_stride, int64_t n_act, int64_t n, float* y,
+                   int64_t y_stride) {
+  const ActLayout L = act_layout(K::kActType, n);
+  for (int64_t o = 0; o < n_out; o++) {
+    const uint8_t* wrow = w + uint64_t(o) * w_row_bytes;
+    int64_t r = 0;
+    ActRow rows[4];
+    float out[4];
+    for (; r + 4 <= n_act; r += 4) {
+      for (int i = 0; i < 4; i++) rows[i] = act_row(act + uint64_t(r + i) * act_stride, L);
+      K::template dot<4>(wrow, rows, n, out);
+      for (int i = 0; i < 4; i++) y[(r + i) * y_stride + o] = out[i];
+    }
+    const int left = int(n_act - r);
+    for (int i = 0; i < left; i++) rows[i] = act_row(act + uint64_t(r + i) * act_stride, L);
+    switch (left) {
+      case 3:
+        K::template dot<3>(wrow, rows, n, out);
+        break;
+      case 2:
+        K::template dot<2>(wrow, rows, n, out);
+        break;
+      case 1:
+        K::template dot<1>(wrow, rows, n, out);
+        break;
+      default:
+        break;
+    }
+    for (int i = 0; i < left; i++) y[(r + i) * y_stride + o] = out[i];
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Float path.
+
+struct F32Weights {
+  static POCKET_INLINE __m256 load8(const uint8_t* row, int64_t i) {
+    return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + i);
+  }
+  static POCKET_INLINE float at(const uint8_t* row, int64_t i) {
+    float v;
+    std::memcpy(&v, row + 4 * i, 4);
+    return v;
+  }
+};
+struct F16Weights {
+  static POCKET_INLINE __m256 load8(const uint8_t* row, int64_t i) {
+    return _mm256_cvtph_ps(load128(row + 2 * i));
+  }
+  static POCKET_INLINE float at(const uint8_t* row, int64_t i) { return f16_at(row + 2 * i); }
+};
+struct BF16Weights {
+  static POCKET_INLINE __m256 load8(const uint8_t* row, int64_t i) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(load128(row + 2 * i)), 16));
+  }
+  static POCKET_INLINE float at(const uint8_t* row, int64_t i) {
+    uint16_t h;
+    std::memcpy(&h, row + 2 * i, 2);
+    return bf16_to_f32(h);
+  }
+};
+
+// RW weight rows x RA activation rows of f32 dot products.
+template <class W, int RW, int RA>
+void float_tile(const uint8_t* w, uint64_t w_row_bytes, const float* x, int64_t x_stride, int64_t n,
+                float* y, int64_t y_stride) {
+  __m256 acc[RW][RA];
+  for (int k = 0; k < RW; k++)
+    for (int r = 0; r < RA; r++) acc[k][r] = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 wv[RW];
+    for (int k = 0; k < RW; k++) wv[k] = W::load8(w + uint64_t(k) * w_row_bytes, i);
+    for (int r = 0; r < RA; r++) {
+      const __m256 xv = _mm256_loadu_ps(x + r * x_stride + i);
+      for (int k = 0; k < RW; k++) acc[k][r] = _mm256_fmadd_ps(wv[k], xv, acc[k][r]);
+    }
+  }
+  for (int k = 0; k < RW; k++)
+    for (int r = 0; r < RA; r++) {
+      float s = hsum(acc[k][r]);
+      for (int64_t j = i; j < n; j++)
+        s += W::at(w + uint64_t(k) * w_row_bytes, j) * x[r * x_stride + j];
+      y[r * y_stride + k] = s;
+    }
+}
+
+constexpr int kFloatRW = 3;  // weight rows per tile
+constexpr int kFloatRA = 4;  // activation rows per tile
+
+template <class W>
+using FloatTile = void (*)(const uint8_t*, uint64_t, const float*, int64_t, int64_t, float*,
+                           int64_t);
+
+template <class W, int RW, int... RA>
+constexpr void fill_tile_row(FloatTile<W> (&row)[kFloatRA], std::integer_sequence<int, RA...>) {
+  ((row[RA] = float_tile<W, RW, RA + 1>), ...);
+}
+template <class W, int... RW>
+constexpr void fill_tiles(FloatTile<W> (&t)[kFloatRW][kFloatRA],
+                          std::integer_sequence<int, RW...>) {
+  (fill_tile_row<W, RW + 1>(t[RW], std::make_integer_sequence<int, kFloatRA>{}), ...);
+}
+
+template <class W>
+void float_block(TensorType, const uint8_t* w, uint64_t w_row_bytes, int64_t n_out,
+                 const uint8_t* act, uint64_t act_stride, int64_t n_act, int64_t n, float* y,
+                 int64_t y_stride) {
+  static FloatTile<W> tiles[kFloatRW][kFloatRA];
+  static const bool filled =
+      (fill_tiles<W>(tiles, std::make_integer_sequence<int, kFloatRW>{}), true);
+  (void)filled;
+  const auto* x = reinterpret_cast<const float*>(act);
+  const int64_t x_stride = int64_t(act_stride / 4);
+  for (int64_t o = 0; o < n_out; o += kFloatRW) {
+    const int rw = int(n_out - o < kFloatRW ? n_out - o : kFloatRW);
+    for (int64_t r = 0; r < n_act; r += kFloatRA) {
+      const int ra = int(n_act - r < kFloatRA ? n_act - r : kFloatRA);
+      tiles[rw - 1][ra - 1](w + uint64_t(o) * w_row_bytes, w_row_bytes, x + r * x_stride, x_stride,
+                            n, y + r * y_stride + o, y_stride);
+    }
+  }
+}
+
+template <class K>
+MatmulKernel integer_kernel() {
+  MatmulKernel k;
+  k.act_type = K::kActType;
+  k.act_row_bytes = act_row_bytes;
+  k.quantize_act = quantize_act;
+  k.block = integer_block<K>;
+  return k;
+}
+
+template <class W>
+MatmulKernel float_kernel(TensorType t) {
+  MatmulKernel k;
+  k.act_type = t;
+  k.block = float_block<W>;
+  return k;
+}
+
+}  // namespace
+
+MatmulKernel kernel_for(TensorType weight_type) {
+  switch (weight_type) {
+    case TensorType::F32:
+      return float_kernel<F32Weights>(weight_type);
+    case TensorType::F16:
+      return float_kernel<F16Weights>(weight_type);
+    case TensorType::BF16:
+      return float_kernel<BF16Weights>(weight_type);
+    case TensorType::Q8_0:
+      return integer_kernel<WithQ8_0<Q8_0Weights>>();
+    case TensorType::Q4_0:
+      return integer_kernel<WithQ8_0<Q4_0Weights>>();
+    case TensorType::Q5_0:
+      return integer_kernel<WithQ8_0<Q5_0Weights>>();
+    case TensorType::IQ4_NL:
+      return integer_kernel<WithQ8_0<IQ4_NLWeights>>();
+    case TensorType::Q4_1:
+      return integer_kernel<WithQ8_1<Q4_1Weights>>();
+    case TensorType::Q5_1:
+      return integer_kernel<WithQ8_1<Q5_1Weights>>();
+    case TensorType::Q2_K:
+      return integer_kernel<Q2K>();
+    case TensorType::Q3_K:
+      return integer_kernel<Q3K>();
+    case TensorType::Q4_K:
+      return integer_kernel<Q45K<false>>();
+    case TensorType::Q5_K:
+      return integer_kernel<Q45K<true>>();
+    case TensorType::Q6_K:
+      return integer_kernel<Q6K>();
+    case TensorType::IQ4_XS:
+      return integer_kernel<IQ4XS>();
+    default:
+      return MatmulKernel{};
+  }
+}
+
+}  // namespace pocket::kernels::avx2
+
+#pragma GCC pop_options
