@@ -1,0 +1,357 @@
+#!/usr/bin/python3
+"""Train the Pocket built-in demo model (a tiny Qwen3.5 `qwen35` hybrid) and export it to GGUF.
+
+Run with Debian's python (python3-torch, python3-jinja2):
+
+    nice -n 5 /usr/bin/python3 tools/train_demo_model.py --work /tmp/pocket-demo \
+        --pocket build-demo/pocket --minutes 60 --out models/pocket-demo.gguf
+
+Stages (each cached in --work):
+  1. vocab: the first --n-regular regular tokens of the Qwen3 vocabulary
+     (shared/golden/vocab-qwen3-qwen35.gguf; the 256 byte symbols come first), the merges whose
+     parts and result are all kept (original priority order), then the 26 Qwen3 added tokens
+     renumbered after them; pre = "qwen35"; written as a vocab-only GGUF (vocab.gguf).
+  2. data: synthetic chats (tools/demo_data.py) rendered with the real Qwen3.5 chat template
+     (Jinja2 configured like transformers; checked byte-equal against `pocket template` on samples),
+     tokenized by `pocket tokenize --special --jsonl` on vocab.gguf, so the training ids are exactly
+     what Pocket feeds. Prompt and completion are tokenized separately (as at inference).
+  3. train: AdamW, loss on completion (assistant) tokens only, length-bucketed batches,
+     torch.set_num_threads(args.threads), seeded; checkpoint (ckpt.pt) every --ckpt-every steps, resumable.
+  4. export: GGUF (arch qwen35, F16 matrices, F32 norms/conv/ssm_a/dt) with the tokenizer and the
+     real chat template; eos = <|im_end|>.
+"""
+import argparse
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import demo_data as D  # noqa: E402
+import demo_gguf as G  # noqa: E402
+from demo_model import Config, Model, export_gguf  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.environ.get("POCKET_SHARED", "/work/shared")
+
+
+def find_shared_file(rel):
+    for base in (os.path.join(ROOT, "shared"), SHARED):
+        p = os.path.join(base, rel)
+        if os.path.exists(p):
+            return p
+    raise FileNotFoundError(rel)
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. vocabulary
+
+def build_vocab_meta(n_regular):
+    meta, _ = G.read_gguf(find_shared_file("golden/vocab-qwen3-qwen35.gguf"))
+    toks = meta["tokenizer.ggml.tokens"][1][1]
+    types = meta["tokenizer.ggml.token_type"][1][1]
+    merges = meta["tokenizer.ggml.merges"][1][1]
+    regular = toks[:n_regular]
+    assert all(t == 1 for t in types[:n_regular])
+    keep = set(regular)
+    kept_merges = []
+    for m in merges:
+        a, b = m.split(" ", 1)
+        if a in keep and b in keep and (a + b) in keep:
+            kept_merges.append(m)
+    specials = [(i, toks[i], types[i]) for i in range(len(toks)) if types[i] in (3, 4)]
+    new_toks = list(regular) + [s[1] for s in specials]
+    new_types = [1] * n_regular + [s[2] for s in specials]
+    sid = {t: n_regular + j for j, (_, t, _) in enumerate(specials)}
+    vm = [("tokenizer.ggml.model", G.T_STR, "gpt2"),
+          ("tokenizer.ggml.pre", G.T_STR, "qwen35"),
+          ("tokenizer.ggml.tokens", G.T_ARR, (G.T_STR, new_toks)),
+          ("tokenizer.ggml.token_type", G.T_ARR, (G.T_I32, new_types)),
+          ("tokenizer.ggml.merges", G.T_ARR, (G.T_STR, kept_merges)),
+          ("tokenizer.ggml.eos_token_id", G.T_U32, sid["<|im_end|>"]),
+          ("tokenizer.ggml.padding_token_id", G.T_U32, sid["<|endoftext|>"]),
+          ("tokenizer.ggml.bos_token_id", G.T_U32, sid["<|endoftext|>"]),
+          ("tokenizer.ggml.add_bos_token", G.T_BOOL, False)]
+    return vm, new_toks, sid
+
+
+def write_vocab_gguf(path, vm, template):
+    meta = [("general.architecture", G.T_STR, "qwen35"), ("general.type", G.T_STR, "vocab"),
+            ("general.name", G.T_STR, "pocket-demo-vocab")] + vm + \
+           [("tokenizer.chat_template", G.T_STR, template)]
+    G.write_gguf(path, meta, [])
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. data
+
+class Tok:
+    def __init__(self, pocket, vocab):
+        self.pocket, self.vocab = pocket, vocab
+
+    def encode_many(self, texts):
+        inp = "".join(json.dumps(t, ensure_ascii=False) + "\n" for t in texts)
+        r = subprocess.run([self.pocket, "tokenize", "-m", self.vocab, "--special", "--jsonl"],
+                           input=inp.encode(), capture_output=True, check=True)
+        out = [json.loads(l) for l in r.stdout.decode().splitlines() if l.strip()]
+        assert len(out) == len(texts)
+        return out
+
+
+def single_char_checker(tok):
+    """Returns ok(s): True when every letter of s (and ' '+s) is its own token."""
+    letters = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"]
+    pairs = [a + b for a in letters for b in letters]
+    ids = tok.encode_many(pairs)
+    merged = {p for p, i in zip(pairs, ids) if len(i) != 2}
+    sp = tok.encode_many([" " + p for p in pairs])
+    merged |= {p for p, i in zip(pairs, sp) if len(i) != 2}
+
+    def ok(s):
+        return all(s[i:i + 2] not in merged for i in range(len(s) - 1))
+    return ok, merged
+
+
+def make_dataset(tmpl, tok, ok, n, seed, mix=D.MIX):
+    rng = random.Random(seed)
+    exs = [D.make_example(rng, D.sample_kind(rng, mix), ok) for _ in range(n)]
+    prompts, comps = [], []
+    for e in exs:
+        p, c = D.render_example(tmpl, e)
+        prompts.append(p)
+        comps.append(c)
+    # tokenize unique prompts only (tool preambles repeat)
+    pi = tok.encode_many(prompts)
+    ci = tok.encode_many(comps)
+    return [dict(kind=e["kind"], think=e["think"], p=p, c=c) for e, p, c in zip(exs, pi, ci)]
+
+
+def check_template(tmpl, pocket, vocab, work, n=12, seed=7):
+    """Byte-compare Jinja2 renderings against `pocket template` on sample conversations."""
+    rng = random.Random(seed)
+    kinds = ["add", "tool_call", "tool_answer", "json", "reverse", "gt"]
+    bad = 0
+    for i in range(n):
+        e = D.make_example(rng, kinds[i % len(kinds)], lambda s: True)
+        mp = os.path.join(work, "tcheck_msgs.json")
+        json.dump(e["messages"], open(mp, "w"))
+        cmd = [pocket, "template", "-m", vocab, "--messages", mp, "--add-generation-prompt"]
+        if e["tools"]:
+            tp = os.path.join(work, "tcheck_tools.json")
+            json.dump(e["tools"], open(tp, "w"))
+            cmd += ["--tools", tp]
+        if not e["think"]:
+            cmd += ["--kwargs", '{"enable_thinking":false}']
+        r = subprocess.run(cmd, capture_output=True)
+        mine = D.render(tmpl, e["messages"], e["tools"], e["think"], True)
+        if r.returncode != 0:
+            print("pocket template failed:", r.stderr.decode()[:300])
+            return None
+        if r.stdout.decode() != mine:
+            bad += 1
+            print("TEMPLATE MISMATCH", repr(r.stdout.decode()[-200:]), repr(mine[-200:]))
+    print(f"template check: {n - bad}/{n} byte-identical with pocket template")
+    return bad == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. training
+
+def batches(data, rng, max_tokens, max_bs=64):
+    """Length-bucketed batches of indices (sorted by length in random pools)."""
+    idx = list(range(len(data)))
+    rng.shuffle(idx)
+    pool = 4096
+    out = []
+    for s in range(0, len(idx), pool):
+        chunk = sorted(idx[s:s + pool], key=lambda i: len(data[i]["p"]) + len(data[i]["c"]))
+        b = []
+        for i in chunk:
+            L = len(data[i]["p"]) + len(data[i]["c"])
+            if b and (len(b) + 1) * max(L, cur) > max_tokens or len(b) >= max_bs:
+                out.append(b)
+                b = []
+            if not b:
+                cur = 0
+            b.append(i)
+            cur = max(cur, L)
+        if b:
+            out.append(b)
+    rng.shuffle(out)
+    return out
+
+
+def collate(data, b, pad_id):
+    L = max(len(data[i]["p"]) + len(data[i]["c"]) for i in b)
+    ids = torch.full((len(b), L), pad_id, dtype=torch.long)
+    tgt = torch.full((len(b), L), -100, dtype=torch.long)
+    for r, i in enumerate(b):
+        seq = data[i]["p"] + data[i]["c"]
+        ids[r, :len(seq)] = torch.tensor(seq)
+        np_ = len(data[i]["p"])
+        # position t predicts token t+1; loss on completion tokens
+        tgt[r, np_ - 1:len(seq) - 1] = torch.tensor(data[i]["c"])
+    return ids, tgt
+
+
+def loss_fn(model, ids, tgt):
+    h = model.hidden_states(ids)
+    m = tgt != -100
+    logits = model.logits(h[m])
+    return F.cross_entropy(logits, tgt[m]), int(m.sum())
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--work", default="/tmp/pocket-demo")
+    ap.add_argument("--pocket", default=os.path.join(ROOT, "build-demo", "pocket"))
+    ap.add_argument("--n-regular", type=int, default=3000)
+    ap.add_argument("--n-train", type=int, default=60000)
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--minutes", type=float, default=45.0, help="training wall-clock budget")
+    ap.add_argument("--max-steps", type=int, default=0)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--batch-tokens", type=int, default=2048)
+    ap.add_argument("--ckpt-every", type=int, default=50)
+    ap.add_argument("--export-every", type=int, default=0, help="also export GGUF every N steps")
+    ap.add_argument("--out", default=os.path.join(ROOT, "models", "pocket-demo.gguf"))
+    ap.add_argument("--dtype", default="f16", choices=["f16", "f32"])
+    ap.add_argument("--stage", default="all", choices=["vocab", "data", "all", "export"])
+    ap.add_argument("--threads", type=int, default=2,
+                    help="torch threads (1 was 3x faster than 2 on the shared, loaded 2-core box)")
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--ff", type=int, default=512)
+    args = ap.parse_args()
+
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    os.makedirs(args.work, exist_ok=True)
+    template = open(find_shared_file("golden/qwen3.5-chat-template.jinja")).read()
+    tmpl = D.template_env(template)
+
+    vm, toks, sid = build_vocab_meta(args.n_regular)
+    vocab_path = os.path.join(args.work, "vocab.gguf")
+    write_vocab_gguf(vocab_path, vm, template)
+    print(f"vocab: {len(toks)} tokens ({args.n_regular} regular), "
+          f"{len(vm[4][2][1])} merges, specials {sid}")
+    if args.stage == "vocab":
+        return
+    tok = Tok(args.pocket, vocab_path)
+
+    data_path = os.path.join(args.work, f"data_{args.n_regular}_{args.n_train}_{args.seed}.json")
+    if os.path.exists(data_path):
+        data = json.load(open(data_path))
+    else:
+        check_template(tmpl, args.pocket, vocab_path, args.work)
+        ok, merged = single_char_checker(tok)
+        print(f"letter pairs that merge (avoided in letter strings): {len(merged)}")
+        t0 = time.time()
+        data = make_dataset(tmpl, tok, ok, args.n_train, args.seed)
+        json.dump(data, open(data_path, "w"))
+        print(f"data: {len(data)} examples in {time.time() - t0:.0f}s")
+    ntok = sum(len(d["p"]) + len(d["c"]) for d in data)
+    nc = sum(len(d["c"]) for d in data)
+    print(f"data: {len(data)} examples, {ntok} tokens, {nc} completion tokens; "
+          f"max len {max(len(d['p']) + len(d['c']) for d in data)}")
+    if args.stage == "data":
+        return
+
+    cfg = Config(n_vocab=len(toks), hidden=args.hidden, n_layer=args.layers, n_ff=args.ff)
+    model = Model(cfg)
+    nparam = sum(p.numel() for p in model.parameters())
+    print(f"model: {nparam / 1e6:.2f} M parameters, config {cfg}")
+    decay = [p for n, p in model.named_parameters() if p.dim() == 2]
+    nodecay = [p for n, p in model.named_parameters() if p.dim() != 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
+                             {"params": nodecay, "weight_decay": 0.0}],
+                            lr=args.lr, betas=(0.9, 0.98), eps=1e-8)
+    ckpt_path = os.path.join(args.work, "ckpt.pt")
+    step, elapsed, epoch = 0, 0.0, 0
+    if os.path.exists(ckpt_path):
+        ck = torch.load(ckpt_path)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        step, elapsed, epoch = ck["step"], ck["elapsed"], ck["epoch"]
+        print(f"resumed from step {step} ({elapsed / 60:.1f} min)")
+
+    def do_export(path):
+        export_gguf(model, path, vm, template, dtype=args.dtype)
+        print(f"exported {path} ({os.path.getsize(path) / 1e6:.1f} MB)", flush=True)
+
+    if args.stage == "export":
+        do_export(args.out)
+        return
+
+    budget = args.minutes * 60
+    pad_id = sid["<|endoftext|>"]
+    # schedule: estimate total steps from the time budget after a few steps; cosine on time
+    warm = 100
+    t_start = time.time() - elapsed
+    done = False
+    log_loss, log_n, t_log = 0.0, 0, time.time()
+    while not done:
+        rng = random.Random(args.seed * 1000 + epoch)
+        bl = batches(data, rng, args.batch_tokens)
+        for bi, b in enumerate(bl):
+            if bi < ck_bi(step, epoch, bl, args):
+                continue
+            frac = min(1.0, (time.time() - t_start) / budget)
+            lr = args.lr * min(1.0, (step + 1) / warm) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
+            for gparam in opt.param_groups:
+                gparam["lr"] = lr
+            ids, tgt = collate(data, b, pad_id)
+            loss, n = loss_fn(model, ids, tgt)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            step += 1
+            log_loss += loss.item() * n
+            log_n += n
+            if step % 25 == 0:
+                el = time.time() - t_start
+                print(f"step {step} epoch {epoch} loss {log_loss / log_n:.4f} lr {lr:.2e} "
+                      f"elapsed {el / 60:.1f} min ({(time.time() - t_log) / 25:.2f} s/step)", flush=True)
+                log_loss, log_n, t_log = 0.0, 0, time.time()
+            if step % args.ckpt_every == 0 or time.time() - t_start > budget or step == args.max_steps:
+                torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
+                            "elapsed": time.time() - t_start, "epoch": epoch, "batch_index": bi + 1,
+                            "config": cfg.__dict__}, ckpt_path)
+            if args.export_every and step % args.export_every == 0:
+                do_export(args.out)
+            if time.time() - t_start > budget or step == args.max_steps:
+                done = True
+                break
+        else:
+            epoch += 1
+            RESUME_BI.clear()
+    do_export(args.out)
+    print(f"training done: {step} steps, {(time.time() - t_start) / 60:.1f} min")
+
+
+RESUME_BI = {}
+
+
+def ck_bi(step, epoch, bl, args):
+    """Batch index to resume from inside the current epoch (read once from the checkpoint)."""
+    if "v" not in RESUME_BI:
+        ckpt_path = os.path.join(args.work, "ckpt.pt")
+        v = 0
+        if os.path.exists(ckpt_path):
+            ck = torch.load(ckpt_path)
+            if ck["epoch"] == epoch:
+                v = ck.get("batch_index", 0)
+        RESUME_BI["v"] = v
+    return RESUME_BI["v"]
+
+
+if __name__ == "__main__":
+    main()
