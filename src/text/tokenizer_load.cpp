@@ -569,6 +569,15 @@ Tokenizer Tokenizer::from_tokenizer_json(std::string_view json_text, std::string
 }
 
 Tokenizer Tokenizer::load(const std::string& path, const LoadOptions& options) {
+  std::error_code ec;
+  // A Hugging Face model folder: its tokenizer.json.
+  if (std::filesystem::is_directory(path, ec)) {
+    const auto json_path = std::filesystem::path(path) / "tokenizer.json";
+    if (!std::filesystem::is_regular_file(json_path, ec)) {
+      fail(path, ": a folder without tokenizer.json (expected a GGUF or a tokenizer.json)");
+    }
+    return load(json_path.string(), options);
+  }
   char magic[4] = {};
   {
     std::ifstream in(path, std::ios::binary);
@@ -579,9 +588,12 @@ Tokenizer Tokenizer::load(const std::string& path, const LoadOptions& options) {
     return from_gguf(gguf::File::open(path), options);
   }
   const std::string text = read_file(path);
+  const size_t first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos || text[first] != '{') {
+    fail(path, ": neither a GGUF file nor a tokenizer.json");
+  }
   std::string config;
   const auto config_path = std::filesystem::path(path).parent_path() / "tokenizer_config.json";
-  std::error_code ec;
   if (std::filesystem::is_regular_file(config_path, ec)) config = read_file(config_path.string());
   return from_tokenizer_json(text, config, path, options);
 }
