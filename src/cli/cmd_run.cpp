@@ -27,7 +27,7 @@
 #include "model/model.h"
 #include "runtime/generate.h"
 #include "runtime/sequence.h"
-#include "text/jinja.h"
+#include "text/chat.h"
 #include "text/tokenizer.h"
 #include "util/error.h"
 
@@ -99,18 +99,24 @@ std::vector<int32_t> stop_ids(const text::Tokenizer& tok) {
   return ids;
 }
 
-// The prompt rendered with the model's chat template.
-std::string render_chat(const gguf::File& file, const std::string& system, const std::string& user,
-                        std::optional<bool> think) {
+// The prompt rendered with the model's chat template (as transformers'
+// apply_chat_template does, with the vocabulary's special tokens).
+std::string render_chat(const gguf::File& file, const text::Tokenizer& tok, const std::string& system,
+                        const std::string& user, std::optional<bool> think) {
   const gguf::Value* tmpl = file.find("tokenizer.chat_template");
   if (!tmpl || !tmpl->is_string()) fail(file.path(), ": no tokenizer.chat_template for --chat");
-  nlohmann::ordered_json ctx;
-  ctx["messages"] = nlohmann::ordered_json::array();
-  if (!system.empty()) ctx["messages"].push_back({{"role", "system"}, {"content", system}});
-  ctx["messages"].push_back({{"role", "user"}, {"content", user}});
-  ctx["add_generation_prompt"] = true;
-  if (think) ctx["enable_thinking"] = *think;
-  return jinja::Template(tmpl->as_string()).render(ctx);
+  chat::SpecialTokens special;
+  if (tok.bos_id() >= 0) special.bos = tok.token_text(tok.bos_id());
+  if (tok.eos_id() >= 0) special.eos = tok.token_text(tok.eos_id());
+  if (tok.pad_id() >= 0) special.pad = tok.token_text(tok.pad_id());
+  const chat::ChatTemplate chat_template(tmpl->as_string(), special);
+  nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+  if (!system.empty()) messages.push_back({{"role", "system"}, {"content", system}});
+  messages.push_back({{"role", "user"}, {"content", user}});
+  chat::ChatKwargs kwargs;
+  kwargs.add_generation_prompt = true;
+  kwargs.enable_thinking = think;
+  return chat_template.render(messages, nullptr, kwargs);
 }
 
 }  // namespace
@@ -187,7 +193,7 @@ int cmd_run(int argc, char** argv) {
     if (chat) {
       std::optional<bool> thinking;
       if (think || no_think) thinking = think;
-      txt = render_chat(model->file(), system, txt, thinking);
+      txt = render_chat(model->file(), tokenizer, system, txt, thinking);
       enc.parse_special = true;  // the template's own markers
     }
     prompt = tokenizer.encode(txt, enc);

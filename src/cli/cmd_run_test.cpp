@@ -25,19 +25,40 @@ struct RunResult {
 
 std::string shell_quote(const std::string& s) {
   std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
+  for (char c : s) {
+    if (c == '\'')
+      q += "'\\''";
+    else
+      q += c;
+  }
+  q += '\'';
+  return q;
+}
+
+// The pocket binary: POCKET_BIN (set by ctest), else the build's own path.
+const char* pocket_bin() {
+  if (const char* env = std::getenv("POCKET_BIN")) return env;
+#ifdef POCKET_BIN_PATH
+  return POCKET_BIN_PATH;
+#else
+  return nullptr;
+#endif
 }
 
 // Runs `pocket run ARGS`, capturing stdout and stderr.
 RunResult run_pocket(const std::vector<std::string>& args) {
-  const char* bin = std::getenv("POCKET_BIN");
+  const char* bin = pocket_bin();
   RunResult r;
   if (!bin) return r;
   const std::string err_path = ::testing::TempDir() + "pocket_run_stderr.txt";
-  std::string cmd = shell_quote(bin) + " run";
-  for (const std::string& a : args) cmd += " " + shell_quote(a);
-  cmd += " 2>" + shell_quote(err_path);
+  std::string cmd = shell_quote(bin);
+  cmd += " run";
+  for (const std::string& a : args) {
+    cmd += ' ';
+    cmd += shell_quote(a);
+  }
+  cmd += " 2>";
+  cmd += shell_quote(err_path);
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return r;
   char buf[4096];
@@ -61,14 +82,17 @@ std::vector<json> json_lines(const std::string& out) {
 
 std::string join_ids(const std::vector<int32_t>& ids) {
   std::string s;
-  for (size_t i = 0; i < ids.size(); i++) s += (i ? "," : "") + std::to_string(ids[i]);
+  for (size_t i = 0; i < ids.size(); i++) {
+    if (i) s += ',';
+    s += std::to_string(ids[i]);
+  }
   return s;
 }
 
 class RunCommand : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!std::getenv("POCKET_BIN")) GTEST_SKIP() << "POCKET_BIN not set (run through ctest)";
+    if (!pocket_bin()) GTEST_SKIP() << "POCKET_BIN not set (run through ctest)";
   }
   // Checks the JSON token lines against a golden prompt's first n steps.
   static void expect_golden(const std::vector<json>& lines, const json& prompt, size_t n, int top_k) {
@@ -126,6 +150,24 @@ TEST_F(RunCommand, ChatPromptGoesThroughTemplateAndTokenizer) {
     ASSERT_EQ(r.status, 0) << r.err;
     expect_golden(json_lines(r.out), prompt, 6, 5);
   }
+}
+
+TEST_F(RunCommand, ChatOptionsChangeThePrompt) {
+  const auto prompt_tokens = [](const std::vector<std::string>& extra) {
+    std::vector<std::string> args = {"-m", golden("tiny-qwen35-dense-tied-f32.gguf"), "--chat", "-p", "Hi",
+                                     "--json", "-n", "1"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const RunResult r = run_pocket(args);
+    EXPECT_EQ(r.status, 0) << r.err;
+    return r.status == 0 ? json_lines(r.out).back()["prompt_tokens"].get<int>() : -1;
+  };
+  const int plain = prompt_tokens({});
+  const int think = prompt_tokens({"--think"});
+  const int no_think = prompt_tokens({"--no-think"});
+  const int with_system = prompt_tokens({"--no-think", "--system", "You are terse."});
+  EXPECT_EQ(plain, think);  // the template thinks unless told otherwise
+  EXPECT_GT(no_think, think);  // adds an empty <think></think> block
+  EXPECT_GT(with_system, no_think);
 }
 
 TEST_F(RunCommand, TextModeStreamsAndReportsTimings) {
