@@ -135,7 +135,7 @@ Value f_abs(Renderer&, const Value& in, CallArgs& args) {
 }
 
 Value f_attr(Renderer&, const Value& in, CallArgs& args) {
-  auto a = bind_args(args, {"name"}, "attr");
+  auto a = bind_args(args, {"name"}, "attr", 1);
   std::string name = a[0].to_str();
   // Python attributes only: dict keys are not attributes.
   if (in.is_object()) return in.object()->get_attr(name);
@@ -146,7 +146,7 @@ Value f_attr(Renderer&, const Value& in, CallArgs& args) {
 }
 
 Value f_batch(Renderer& r, const Value& in, CallArgs& args) {
-  auto a = bind_args(args, {"linecount", "fill_with"}, "batch");
+  auto a = bind_args(args, {"linecount", "fill_with"}, "batch", 1);
   int64_t n = int_arg(a[0], 0, "batch size");
   if (n <= 0) fail("batch size must be positive");
   List items = elements(in);
@@ -188,7 +188,7 @@ std::string pad(const std::string& s, int64_t width, const std::string& fill, ch
 Value f_center(Renderer& r, const Value& in, CallArgs& args) {
   auto a = bind_args(args, {"width"}, "center");
   int64_t width = int_arg(a[0], 80, "width");
-  r.charge(size_t(std::max<int64_t>(0, std::min<int64_t>(width, 1 << 24))));
+  r.check_size(size_t(std::clamp<int64_t>(width, 0, 1 << 24)));
   return r.make_string(pad(in.to_str(), width, " ", 'c'));
 }
 
@@ -305,6 +305,7 @@ bool parse_python_float(std::string_view s, double* out) {
 Value f_float(Renderer&, const Value& in, CallArgs& args) {
   auto a = bind_args(args, {"default"}, "float");
   Value dflt = given(a[0]) ? a[0] : Value::number(0.0);
+  if (in.is_undefined()) fail(in.undefined_reason());
   if (in.is_number()) return Value::number(in.to_double());
   if (in.is_string()) {
     double d;
@@ -336,9 +337,10 @@ Value f_indent(Renderer& r, const Value& in, CallArgs& args) {
     indent.assign(size_t(std::max<int64_t>(0, width)), ' ');
   }
   bool first = bool_arg(a[1], false), blank = bool_arg(a[2], false);
-  std::string s = in.to_str() + "\n";  // Jinja2's quirk for splitlines
+  if (!in.is_string()) fail("expected a string, got ", in.type_name());
+  std::string s = in.str() + "\n";  // Jinja2's quirk for splitlines
   std::vector<std::string> lines = text::splitlines(s);
-  r.charge(s.size() + lines.size() * indent.size());
+  r.check_size(s.size() + lines.size() * indent.size());
   std::string out;
   if (blank) {
     for (size_t i = 0; i < lines.size(); i++) {
@@ -402,6 +404,7 @@ Value f_int(Renderer&, const Value& in, CallArgs& args) {
   auto a = bind_args(args, {"default", "base"}, "int");
   Value dflt = given(a[0]) ? a[0] : Value::integer(0);
   int64_t base = int_arg(a[1], 10, "base");
+  if (in.is_undefined()) fail(in.undefined_reason());
   if (is_integral(in)) return Value::integer(as_integer(in));
   auto from_double = [&](double d) {
     if (std::isnan(d)) return dflt;
@@ -441,7 +444,7 @@ Value f_join(Renderer& r, const Value& in, CallArgs& args) {
     if (i) out += sep;
     Value v = given(a[1]) && !a[1].is_none() ? get_path(r, items[i], a[1].to_str()) : items[i];
     out += v.to_str();
-    r.charge(sep.size() + (v.is_string() ? v.str().size() : 8));
+    r.check_size(out.size());
   }
   return r.make_string(std::move(out));
 }
@@ -462,7 +465,8 @@ Value f_upper(Renderer& r, const Value& in, CallArgs& args) {
 }
 
 Value f_map(Renderer& r, const Value& in, CallArgs& args) {
-  List items = elements(in);
+  // Jinja2's generator starts with `if value:`; falsy input yields nothing.
+  List items = in.truthy() ? elements(in) : List{};
   r.count_iterations(items.size());
   List out;
   out.reserve(items.size());
@@ -522,13 +526,13 @@ Value f_max(Renderer& r, const Value& in, CallArgs& args) { return min_max(r, in
 Value f_min(Renderer& r, const Value& in, CallArgs& args) { return min_max(r, in, args, false, "min"); }
 
 Value f_replace(Renderer& r, const Value& in, CallArgs& args) {
-  auto a = bind_args(args, {"old", "new", "count"}, "replace");
+  auto a = bind_args(args, {"old", "new", "count"}, "replace", 2);
   if (!given(a[0]) || !given(a[1])) fail("replace() needs the old and new strings");
   std::string s = in.to_str();
   std::string from = a[0].to_str(), to = a[1].to_str();
   int64_t count = int_arg(a[2], -1, "count");
   size_t hits = from.empty() ? text::length(s) + 1 : text::count(s, from);
-  r.charge(s.size() + hits * to.size());
+  r.check_size(s.size() + hits * to.size());
   return r.make_string(text::replace(s, from, to, count));
 }
 
@@ -583,7 +587,7 @@ Value f_safe(Renderer&, const Value& in, CallArgs& args) {
 // select/reject/selectattr/rejectattr.
 Value select_items(Renderer& r, const Value& in, CallArgs& args, bool by_attribute, bool keep,
                    const char* what) {
-  List items = elements(in);
+  List items = in.truthy() ? elements(in) : List{};
   r.count_iterations(items.size());
   size_t next = 0;
   std::string attribute;
@@ -622,7 +626,7 @@ Value f_rejectattr(Renderer& r, const Value& in, CallArgs& a) {
 }
 
 Value f_slice(Renderer& r, const Value& in, CallArgs& args) {
-  auto a = bind_args(args, {"slices", "fill_with"}, "slice");
+  auto a = bind_args(args, {"slices", "fill_with"}, "slice", 1);
   int64_t slices = int_arg(a[0], 0, "slices");
   if (slices <= 0 || slices > 100000) fail("slices must be between 1 and 100000");
   List seq = elements(in);
@@ -683,6 +687,14 @@ Value f_sum(Renderer& r, const Value& in, CallArgs& args) {
   Value total = given(a[1]) ? a[1] : Value::integer(0);
   for (const Value& item : items) {
     Value v = given(a[0]) && !a[0].is_none() ? get_path(r, item, a[0].to_str()) : item;
+    if (total.is_list() && v.is_list() && total.is_tuple() == v.is_tuple()) {
+      List joined = total.items();
+      r.check_size((joined.size() + v.items().size()) * sizeof(Value));
+      r.charge((joined.size() + v.items().size()) * sizeof(Value));
+      joined.insert(joined.end(), v.items().begin(), v.items().end());
+      total = total.is_tuple() ? Value::tuple(std::move(joined)) : Value::list(std::move(joined));
+      continue;
+    }
     if (!total.is_number() || !v.is_number()) {
       fail("unsupported operand type(s) for +: '", total.type_name(), "' and '", v.type_name(), "'");
     }
@@ -767,6 +779,9 @@ Value f_truncate(Renderer& r, const Value& in, CallArgs& args) {
   int64_t end_len = int64_t(text::length(end));
   if (length < end_len) fail("expected length >= ", end_len, ", got ", length);
   if (leeway < 0) fail("expected leeway >= 0, got ", leeway);
+  // Jinja2 measures len() of the value itself: short lists and dicts come
+  // back unchanged.
+  if (!in.is_string() && int64_t(length_of(in)) <= length + leeway) return in;
   std::string s = in.to_str();
   std::vector<size_t> at = text::offsets(s);
   const int64_t n = int64_t(at.size()) - 1;
@@ -1044,7 +1059,7 @@ Value g_range(Renderer& r, CallArgs& args) {
   if (step < 0 && stop < start) count = (start - stop - 1) / (-step) + 1;
   // The Jinja2 sandbox refuses ranges over MAX_RANGE items.
   if (count > 100000) fail("Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
-  r.count_iterations(uint64_t(count));
+  r.charge(size_t(count) * sizeof(Value));
   List out;
   out.reserve(size_t(count));
   for (int64_t k = 0, v = start; k < count; k++, v += step) out.push_back(Value::integer(v));
@@ -1107,12 +1122,12 @@ Value g_joiner(Renderer&, CallArgs& args) {
 }
 
 Value g_raise_exception(Renderer&, CallArgs& args) {
-  auto a = bind_args(args, {"message"}, "raise_exception");
+  auto a = bind_args(args, {"message"}, "raise_exception", 1);
   throw TemplateError(0, a[0].to_str(), true);
 }
 
 Value g_strftime_now(Renderer& r, CallArgs& args) {
-  auto a = bind_args(args, {"format"}, "strftime_now");
+  auto a = bind_args(args, {"format"}, "strftime_now", 1);
   std::string fmt = a[0].to_str();
   if (fmt.empty()) return Value::string("");
   std::time_t t = std::time_t(r.now_seconds());
@@ -1293,7 +1308,7 @@ std::string python_format(Renderer& r, const std::string& fmt, const CallArgs& a
       }
     }
     out += conversion == 'r' ? v.repr() : v.to_str();
-    r.charge(out.size());
+    r.check_size(out.size());
   }
   return out;
 }
@@ -1305,7 +1320,7 @@ Value string_method(Renderer& r, const Value& self, std::string_view name, CallA
     return v.str();
   };
   if (name == "startswith" || name == "endswith") {
-    auto a = bind_args(args, {"prefix", "start", "end"}, name);
+    auto a = bind_args(args, {"prefix", "start", "end"}, name, 1);
     std::string_view sub = substring_args(s, a[1], a[2]);
     auto check = [&](const Value& p) {
       const std::string& x = str_value(p, name == "startswith" ? "startswith arg" : "endswith arg");
@@ -1350,19 +1365,19 @@ Value string_method(Renderer& r, const Value& self, std::string_view name, CallA
   if (name == "title") return no_args(args, name), r.make_string(text::title(s));
   if (name == "capitalize") return no_args(args, name), r.make_string(text::capitalize(s));
   if (name == "replace") {
-    auto a = bind_args(args, {"old", "new", "count"}, name);
+    auto a = bind_args(args, {"old", "new", "count"}, name, 2);
     const std::string& from = str_value(a[0], "replace() argument 1");
     const std::string& to = str_value(a[1], "replace() argument 2");
     size_t hits = from.empty() ? text::length(s) + 1 : text::count(s, from);
-    r.charge(s.size() + hits * to.size());
+    r.check_size(s.size() + hits * to.size());
     return r.make_string(text::replace(s, from, to, int_arg(a[2], -1, "count")));
   }
   if (name == "count") {
-    auto a = bind_args(args, {"sub", "start", "end"}, name);
+    auto a = bind_args(args, {"sub", "start", "end"}, name, 1);
     return Value::integer(int64_t(text::count(substring_args(s, a[1], a[2]), str_value(a[0], "count arg"))));
   }
   if (name == "find" || name == "index" || name == "rfind" || name == "rindex") {
-    auto a = bind_args(args, {"sub", "start", "end"}, name);
+    auto a = bind_args(args, {"sub", "start", "end"}, name, 1);
     const std::string& sub = str_value(a[0], "substring");
     std::string_view range = substring_args(s, a[1], a[2]);
     const bool reverse = name[0] == 'r';
@@ -1375,7 +1390,7 @@ Value string_method(Renderer& r, const Value& self, std::string_view name, CallA
     return Value::integer(char_index(s, byte));
   }
   if (name == "join") {
-    auto a = bind_args(args, {"iterable"}, name);
+    auto a = bind_args(args, {"iterable"}, name, 1);
     List items = elements(a[0]);
     r.count_iterations(items.size());
     std::string out;
@@ -1385,9 +1400,9 @@ Value string_method(Renderer& r, const Value& self, std::string_view name, CallA
       }
       if (i) out += s;
       out += items[i].str();
-      r.charge(s.size() + items[i].str().size());
+      r.check_size(out.size());
     }
-    return Value::string(std::move(out));
+    return r.make_string(std::move(out));
   }
   if (name == "format") return r.make_string(python_format(r, s, args));
   if (name == "splitlines") {
@@ -1413,25 +1428,25 @@ Value string_method(Renderer& r, const Value& self, std::string_view name, CallA
   if (name == "isupper") return no_args(args, name), Value::boolean(text::is_upper(s));
   if (name == "islower") return no_args(args, name), Value::boolean(text::is_lower(s));
   if (name == "center" || name == "ljust" || name == "rjust") {
-    auto a = bind_args(args, {"width", "fillchar"}, name);
+    auto a = bind_args(args, {"width", "fillchar"}, name, 1);
     std::string fill = given(a[1]) ? str_value(a[1], "fillchar") : " ";
     if (text::length(fill) != 1) fail("The fill character must be exactly one character long");
     int64_t width = int_arg(a[0], 0, "width");
-    r.charge(size_t(std::clamp<int64_t>(width, 0, 1 << 24)) * fill.size());
+    r.check_size(size_t(std::clamp<int64_t>(width, 0, 1 << 24)) * fill.size());
     return r.make_string(pad(s, width, fill, name == "center" ? 'c' : name == "ljust" ? 'l' : 'r'));
   }
   if (name == "zfill") {
-    auto a = bind_args(args, {"width"}, name);
+    auto a = bind_args(args, {"width"}, name, 1);
     int64_t width = int_arg(a[0], 0, "width");
     int64_t len = int64_t(text::length(s));
     if (width <= len) return self;
     if (width > (1 << 24)) fail("width ", width, " is too large");
-    r.charge(size_t(width));
+    r.check_size(size_t(width));
     size_t sign = !s.empty() && (s[0] == '+' || s[0] == '-') ? 1 : 0;
     return r.make_string(s.substr(0, sign) + std::string(size_t(width - len), '0') + s.substr(sign));
   }
   if (name == "removeprefix" || name == "removesuffix") {
-    auto a = bind_args(args, {"affix"}, name);
+    auto a = bind_args(args, {"affix"}, name, 1);
     const std::string& x = str_value(a[0], name == "removeprefix" ? "prefix" : "suffix");
     if (name == "removeprefix" && s.compare(0, x.size(), x) == 0) return r.make_string(s.substr(x.size()));
     if (name == "removesuffix" && s.size() >= x.size() && s.compare(s.size() - x.size(), x.size(), x) == 0) {
@@ -1445,7 +1460,7 @@ Value string_method(Renderer& r, const Value& self, std::string_view name, CallA
 Value dict_method(Renderer& r, const Value& self, std::string_view name, CallArgs& args) {
   const Dict& d = self.dict();
   if (name == "get") {
-    auto a = bind_args(args, {"key", "default"}, name);
+    auto a = bind_args(args, {"key", "default"}, name, 1);
     const Value* v = nullptr;
     try {
       v = d.find(a[0]);
@@ -1473,7 +1488,7 @@ Value dict_method(Renderer& r, const Value& self, std::string_view name, CallArg
 Value list_method(Renderer& r, const Value& self, std::string_view name, CallArgs& args) {
   const List& items = self.items();
   if (name == "copy") return no_args(args, name), self;
-  auto a = bind_args(args, {"value"}, name);
+  auto a = bind_args(args, {"value"}, name, 1);
   r.count_iterations(items.size());
   if (name == "count") {
     return Value::integer(int64_t(std::count_if(items.begin(), items.end(),
@@ -1539,7 +1554,7 @@ Value call_method(Renderer& r, const Value& obj, std::string_view name, CallArgs
 }
 
 std::vector<Value> bind_args(const CallArgs& args, std::initializer_list<const char*> names,
-                             std::string_view what) {
+                             std::string_view what, size_t required) {
   std::vector<Value> out(names.size());
   std::vector<bool> set(names.size(), false);
   if (args.positional.size() > names.size()) {
@@ -1559,6 +1574,9 @@ std::vector<Value> bind_args(const CallArgs& args, std::initializer_list<const c
     if (set[i]) fail(what, "() got multiple values for argument '", key, "'");
     out[i] = value;
     set[i] = true;
+  }
+  for (size_t i = 0; i < required; i++) {
+    if (!set[i]) fail(what, "() missing required argument '", *(names.begin() + i), "'");
   }
   return out;
 }
@@ -1649,7 +1667,10 @@ std::string percent_format(const std::string& fmt, const Value& args) {
       default: fail("unsupported format character '", std::string(1, conv), "'");
     }
   }
-  if (!mapping && next < values.size()) fail("not all arguments converted during string formatting");
+  // Python treats any non-tuple with __getitem__ (list, dict) as a mapping and
+  // then does not complain about unused arguments.
+  const bool mapping_like = mapping || (args.is_list() && !args.is_tuple());
+  if (!mapping_like && next < values.size()) fail("not all arguments converted during string formatting");
   return out;
 }
 

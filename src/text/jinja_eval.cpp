@@ -51,6 +51,7 @@ class MacroCallable : public Callable {
   MacroCallable(const MacroDef* def, std::weak_ptr<Frame> scope, Value caller = {})
       : def_(def), scope_(std::move(scope)), caller_(std::move(caller)) {}
   std::string name() const override { return def_->name; }
+  std::string repr() const override { return "<Macro '" + def_->name + "'>"; }
   Value call(Renderer& r, CallArgs& args) const override {
     return r.call_macro(*def_, scope_.lock(), args, caller_);
   }
@@ -238,13 +239,17 @@ void Renderer::charge(size_t bytes) {
   if (work_ > limits_.max_work_bytes) {
     fail("template built more than ", limits_.max_work_bytes, " bytes of text (work limit)");
   }
+}
+
+void Renderer::check_size(size_t bytes) const {
   if (bytes > limits_.max_output_bytes) {
-    fail("a string of ", bytes, " bytes exceeds the output limit of ", limits_.max_output_bytes,
+    fail("a string or list of ", bytes, " bytes exceeds the output limit of ", limits_.max_output_bytes,
          " bytes");
   }
 }
 
 Value Renderer::make_string(std::string s) {
+  check_size(s.size());
   charge(s.size());
   return Value::string(std::move(s));
 }
@@ -305,6 +310,9 @@ void Renderer::assign(const Target& t, const Value& v) {
   switch (t.kind) {
     case Target::Kind::kName: set_var(t.slot, v); return;
     case Target::Kind::kTuple: {
+      if (!v.is_list() && !v.is_string() && !v.is_dict()) {
+        fail("cannot unpack non-iterable ", v.type_name(), " object");
+      }
       List items = iterate(v);
       if (items.size() < t.items.size()) {
         fail("not enough values to unpack (expected ", t.items.size(), ", got ", items.size(), ")");
@@ -581,15 +589,15 @@ Value Renderer::eval_inner(const Expr& e) {
       for (const ExprPtr& item : e.items) {
         Value v = eval(*item);
         if (v.is_string()) {
-          charge(v.str().size());
+          check_size(out.size() + v.str().size());
           out += v.str();
         } else {
           std::string s = v.to_str();
-          charge(s.size());
+          check_size(out.size() + s.size());
           out += s;
         }
       }
-      return Value::string(std::move(out));
+      return make_string(std::move(out));
     }
     case ExprKind::kCompare: return eval_compare(e);
     case ExprKind::kAnd: {
@@ -626,10 +634,12 @@ Value Renderer::eval_binary(const Expr& e) {
       }
       if (numbers) return Value::number(a.to_double() + b.to_double());
       if (a.is_string() && b.is_string()) {
-        charge(a.str().size() + b.str().size());
-        return Value::string(a.str() + b.str());
+        check_size(a.str().size() + b.str().size());
+        return make_string(a.str() + b.str());
       }
       if (a.is_list() && b.is_list() && a.is_tuple() == b.is_tuple()) {
+        // Lists count against the same size limit as strings.
+        check_size((a.items().size() + b.items().size()) * sizeof(Value));
         charge((a.items().size() + b.items().size()) * sizeof(Value));
         List items = a.items();
         items.insert(items.end(), b.items().begin(), b.items().end());
@@ -669,7 +679,7 @@ Value Renderer::eval_binary(const Expr& e) {
         }
         const List& items = seq->items();
         if (!items.empty() && uint64_t(n) > limits_.max_output_bytes / (items.size() * sizeof(Value))) {
-          fail("list repetition result exceeds the memory limit");
+          fail("list repetition result exceeds the output limit");
         }
         charge(items.size() * size_t(n) * sizeof(Value));
         List out;
@@ -750,7 +760,9 @@ bool contains(const Value& container, const Value& item) {
         if (equals(v, item)) return true;
       }
       return false;
-    case Value::Kind::kDict: return container.dict().find(item) != nullptr;
+    case Value::Kind::kDict:
+      if (!is_hashable(item)) fail("unhashable type: '", item.type_name(), "'");
+      return container.dict().find(item) != nullptr;
     case Value::Kind::kUndefined: return false;
     default: fail("argument of type '", container.type_name(), "' is not iterable");
   }
@@ -957,7 +969,10 @@ Value Renderer::eval_slice(const Expr& e) {
     }
     return make_string(std::move(out));
   }
-  return Value::undefined(object_description(obj) + " cannot be sliced");
+  // Jinja2 compiles slices to plain Python subscripts (no sandbox fallback to
+  // undefined), so slicing anything else fails.
+  if (obj.is_dict()) fail("unhashable type: 'slice'");
+  fail("'", obj.type_name(), "' object is not subscriptable");
 }
 
 // ---------------------------------------------------------------- macros

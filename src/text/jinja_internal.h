@@ -43,7 +43,7 @@ std::string percent_format(const std::string& fmt, const Value& args);
 // then keywords; unknown or duplicate keywords fail). Missing ones are
 // undefined. `what` names the callee in messages.
 std::vector<Value> bind_args(const CallArgs& args, std::initializer_list<const char*> names,
-                             std::string_view what);
+                             std::string_view what, size_t required = 0);
 
 // ---------------------------------------------------------------- syntax tree
 
@@ -188,9 +188,12 @@ class Renderer {
   ~Renderer();
   std::string render(const nlohmann::ordered_json& context);
 
-  // Charges `bytes` of string building against the work budget and checks a
-  // single string's size; call before building large strings.
+  // Charges `bytes` of string or list building against the work budget.
   void charge(size_t bytes);
+  // Fails when one string of `bytes` would exceed the output limit; call it
+  // before building a string whose size is known in advance.
+  void check_size(size_t bytes) const;
+  // A string value, size-checked and charged.
   Value make_string(std::string s);
   void count_iterations(uint64_t n);
 

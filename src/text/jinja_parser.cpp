@@ -177,7 +177,10 @@ class Parser {
   // `end_names` (left as the current token).
   Body parse_block(const char* statement, int line, std::initializer_list<const char*> end_names) {
     expect_block_end(statement);
-    return subparse(end_names, statement, line);
+    open_blocks_.emplace_back(statement, line);
+    Body body = subparse(end_names, statement, line);
+    open_blocks_.pop_back();
+    return body;
   }
 
   // Consumes `{% endX %}`'s name and '%}'.
@@ -228,6 +231,10 @@ class Parser {
       if (loop_depth_ == 0) error("'" + name + "' outside of a loop");
       s->kind = name == "break" ? StmtKind::kBreak : StmtKind::kContinue;
       expect_block_end(name.c_str());
+    } else if (name.rfind("end", 0) == 0 || name == "elif" || name == "else") {
+      if (open_blocks_.empty()) error("unexpected '{% " + name + " %}': no block is open");
+      error("unexpected '{% " + name + " %}' inside the '" + open_blocks_.back().first +
+            "' statement opened on line " + std::to_string(open_blocks_.back().second));
     } else if (name == "include" || name == "import" || name == "from" || name == "extends" ||
                name == "block" || name == "do" || name == "autoescape" || name == "trans" ||
                name == "pluralize" || name == "print") {
@@ -314,7 +321,9 @@ class Parser {
         break;
       }
     }
-    if (items.empty()) throw TemplateError(line, "expected an assignment target");
+    if (items.empty()) {
+      throw TemplateError(line, "expected a variable name to assign to, got " + describe(cur()));
+    }
     if (!is_tuple) return std::move(items[0]);
     Target t;
     t.kind = Target::Kind::kTuple;
@@ -775,7 +784,16 @@ class Parser {
         if (!is_op("]")) step = parse_expression(true);
       }
     }
-    if (is_op(",")) error("tuple subscripts (a[x, y]) are not supported");
+    if (!is_slice && is_op(",")) {
+      // a[x, y] subscripts with the tuple (x, y).
+      auto key = node(ExprKind::kTuple, line);
+      key->items.push_back(std::move(start));
+      while (skip_op(",")) {
+        if (is_op("]")) break;
+        key->items.push_back(parse_expression(true));
+      }
+      start = finish(std::move(key));
+    }
     expect_op("]");
     if (!is_slice) {
       auto e = node(ExprKind::kGetitem, line);
@@ -881,6 +899,7 @@ class Parser {
   int nesting_ = 0;
   int loop_depth_ = 0;
   MacroDef* macro_ = nullptr;
+  std::vector<std::pair<std::string, int>> open_blocks_;  // statement, line
 };
 
 }  // namespace

@@ -357,19 +357,40 @@ std::string map_case(std::string_view s, CaseOp op) {
 std::string upper(std::string_view s) { return map_case(s, CaseOp::kUpper); }
 std::string lower(std::string_view s) { return map_case(s, CaseOp::kLower); }
 
+namespace {
+
+// Full title-case mapping of one character ("ß" -> "Ss"), as Python's
+// str.title() and str.capitalize() apply to the first letter of a word.
+std::string title_char(std::string_view ch) {
+  std::string out;
+  icu::StringByteSink<std::string> sink(&out);
+  UErrorCode status = U_ZERO_ERROR;
+  icu::CaseMap::utf8ToTitle("", U_TITLECASE_NO_BREAK_ADJUSTMENT, nullptr,
+                            icu::StringPiece(ch.data(), int32_t(ch.size())), sink, nullptr, status);
+  if (U_FAILURE(status)) return std::string(ch);
+  return out;
+}
+
+}  // namespace
+
 std::string title(std::string_view s) {
-  // Python: a cased character following a cased one is lowered, otherwise it
-  // is title-cased (simple per-character mappings).
+  // Python: a cased character following a cased one is lowered, any other is
+  // title-cased.
   std::string out;
   bool previous_cased = false;
   for (size_t i = 0; i < s.size();) {
     char32_t cp;
     size_t n = decode(s, i, &cp);
-    char32_t mapped = previous_cased ? u_tolower(UChar32(cp)) : u_totitle(UChar32(cp));
-    if (cp == 0xFFFD && n == 1) {
-      out += s[i];
+    std::string_view ch = s.substr(i, n);
+    if (cp < 0x80) {
+      char c = char(cp);
+      if (previous_cased && c >= 'A' && c <= 'Z') c = char(c + 32);
+      if (!previous_cased && c >= 'a' && c <= 'z') c = char(c - 32);
+      out += c;
+    } else if (cp == 0xFFFD && n == 1) {
+      out += ch;
     } else {
-      append_utf8(out, mapped);
+      out += previous_cased ? lower(ch) : title_char(ch);
     }
     previous_cased = u_hasBinaryProperty(UChar32(cp), UCHAR_CASED);
     i += n;
@@ -381,12 +402,7 @@ std::string capitalize(std::string_view s) {
   if (s.empty()) return std::string();
   char32_t cp;
   size_t n = decode(s, 0, &cp);
-  std::string out;
-  if (cp == 0xFFFD && n == 1) {
-    out += s[0];
-  } else {
-    append_utf8(out, u_totitle(UChar32(cp)));
-  }
+  std::string out = cp < 0x80 ? upper(s.substr(0, n)) : title_char(s.substr(0, n));
   out += lower(s.substr(n));
   return out;
 }

@@ -298,7 +298,7 @@ void append_str(std::string& out, const Value& v, bool quoted) {
       return;
     }
     case Value::Kind::kObject: out += v.object()->repr(); return;
-    case Value::Kind::kCallable: out += "<function " + v.callable()->name() + ">"; return;
+    case Value::Kind::kCallable: out += v.callable()->repr(); return;
   }
 }
 
@@ -375,24 +375,31 @@ nlohmann::ordered_json Value::to_json() const {
 namespace {
 
 void check_hashable(const Value& key) {
-  switch (key.kind()) {
+  if (!is_hashable(key)) fail("unhashable type: '", key.type_name(), "'");
+}
+
+}  // namespace
+
+bool is_hashable(const Value& v) {
+  switch (v.kind()) {
     case Value::Kind::kNone:
     case Value::Kind::kBool:
     case Value::Kind::kInt:
     case Value::Kind::kFloat:
-    case Value::Kind::kString: return;
+    case Value::Kind::kString:
+    case Value::Kind::kObject:
+    case Value::Kind::kCallable:
+    case Value::Kind::kUndefined: return true;
     case Value::Kind::kList:
-      if (key.is_tuple()) {
-        for (const Value& item : key.items()) check_hashable(item);
-        return;
+      if (!v.is_tuple()) return false;
+      for (const Value& item : v.items()) {
+        if (!is_hashable(item)) return false;
       }
-      break;
-    default: break;
+      return true;
+    case Value::Kind::kDict: return false;
   }
-  fail("unhashable type: '", key.type_name(), "'");
+  return false;
 }
-
-}  // namespace
 
 const Value* Dict::find(std::string_view key) const {
   for (const auto& [k, v] : entries_) {

@@ -164,8 +164,12 @@ class Callable {
  public:
   virtual ~Callable() = default;
   virtual std::string name() const = 0;
+  virtual std::string repr() const { return "<function " + name() + ">"; }
   virtual Value call(Renderer& r, CallArgs& args) const = 0;
 };
+
+// Whether a value can be a dict key (str, numbers, bool, None, tuples of those).
+bool is_hashable(const Value& v);
 
 // Python ==. Never fails: values of unrelated types are unequal.
 bool equals(const Value& a, const Value& b);
