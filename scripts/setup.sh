@@ -6,11 +6,17 @@ cd "$(dirname "$0")/.."
 
 PKGS=(cmake ninja-build g++ clang libclang-rt-14-dev libgtest-dev libgmock-dev libbenchmark-dev
       nlohmann-json3-dev libicu-dev libpcre2-dev libcpp-httplib-dev libsqlite3-dev
-      nodejs npm python3-torch python3-jinja2 libopenblas0-pthread)
+      libtomlplusplus-dev prometheus
+      python3-torch python3-jinja2 libopenblas0-pthread)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js and npm: the machine image may bring its own build (which conflicts with
+# Debian's npm package); install Debian's only when there is none.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  missing+=(nodejs npm)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
