@@ -27,9 +27,13 @@ int32_t Tokenizer::check_id(int32_t id) const {
   return id;
 }
 
-const std::string& Tokenizer::token_text(int32_t id) const { return tokens_[check_id(id)]; }
+const std::string& Tokenizer::token_text(int32_t id) const {
+  return tokens_[check_id(id)];
+}
 
-TokenType Tokenizer::token_type(int32_t id) const { return types_[check_id(id)]; }
+TokenType Tokenizer::token_type(int32_t id) const {
+  return types_[check_id(id)];
+}
 
 std::optional<int32_t> Tokenizer::find_token(std::string_view text) const {
   if (auto it = token_ids_.find(std::string(text)); it != token_ids_.end()) return it->second;
@@ -81,7 +85,8 @@ void Tokenizer::bpe(std::string_view word, std::vector<int32_t>& out) const {
 
   const int32_t n = int32_t(word.size());
   for (int32_t i = 0; i < n; i++) {
-    symbols.push_back({byte_token_[static_cast<unsigned char>(word[i])], i - 1, i + 1 < n ? i + 1 : -1});
+    symbols.push_back(
+        {byte_token_[static_cast<unsigned char>(word[i])], i - 1, i + 1 < n ? i + 1 : -1});
   }
   auto push_candidate = [&](int32_t left) {
     if (left < 0) return;

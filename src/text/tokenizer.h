@@ -93,7 +93,7 @@ class Tokenizer {
   std::optional<int32_t> find_token(std::string_view text) const;
 
   PreTokenizer pre_tokenizer() const { return pre_; }
-  bool nfc() const { return nfc_; }  // the vocabulary asks for NFC normalization
+  bool nfc() const { return nfc_; }           // the vocabulary asks for NFC normalization
   int32_t bos_id() const { return bos_id_; }  // -1 when none
   int32_t eos_id() const { return eos_id_; }
   int32_t pad_id() const { return pad_id_; }

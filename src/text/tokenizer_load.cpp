@@ -19,9 +19,9 @@ namespace pocket::text {
 
 // Everything a loader reads, in file terms, before validation.
 struct Tokenizer::RawVocab {
-  std::string source;             // file name for messages
-  std::string tokens_field;       // e.g. "tokenizer.ggml.tokens"
-  std::string merges_field;       // e.g. "model.merges"
+  std::string source;        // file name for messages
+  std::string tokens_field;  // e.g. "tokenizer.ggml.tokens"
+  std::string merges_field;  // e.g. "model.merges"
   std::vector<std::string> tokens;
   std::vector<TokenType> types;
   std::vector<std::pair<std::string, std::string>> merges;
@@ -130,7 +130,8 @@ Tokenizer Tokenizer::build(RawVocab raw) {
     const std::string& left = raw.merges[i].first;
     const std::string& right = raw.merges[i].second;
     auto where = [&] {
-      return str(src, ": ", raw.merges_field, "[", i, "] (", printable(left), " ", printable(right), ")");
+      return str(src, ": ", raw.merges_field, "[", i, "] (", printable(left), " ", printable(right),
+                 ")");
     };
     auto id_of = [&](const std::string& s, const char* what) {
       auto it = t.token_ids_.find(s);
@@ -150,7 +151,8 @@ Tokenizer Tokenizer::build(RawVocab raw) {
     }
   }
   std::stable_sort(t.added_.begin(), t.added_.end(), [](const AddedToken& a, const AddedToken& b) {
-    const auto fa = static_cast<unsigned char>(a.text[0]), fb = static_cast<unsigned char>(b.text[0]);
+    const auto fa = static_cast<unsigned char>(a.text[0]),
+               fb = static_cast<unsigned char>(b.text[0]);
     return fa != fb ? fa < fb : a.text.size() > b.text.size();
   });
   for (size_t i = 0; i + 1 < t.added_.size(); i++) {
@@ -238,7 +240,8 @@ Tokenizer Tokenizer::from_gguf(const gguf::File& file, const LoadOptions& option
     const int64_t v = type_values[i];
     if (v != 1 && v != 3 && v != 4 && v != 5) {
       fail(src, ": tokenizer.ggml.token_type[", i, "] = ", v,
-           " is not supported for a gpt2 vocabulary (1 normal, 3 control, 4 user-defined, 5 unused)");
+           " is not supported for a gpt2 vocabulary (1 normal, 3 control, 4 user-defined, 5 "
+           "unused)");
     }
     raw.types.push_back(TokenType(v));
   }
@@ -372,9 +375,11 @@ PreTokenizer read_pre_tokenizer(const JsonReader& r, const json& root) {
   const std::string type = r.string(*pre, "type", "pre_tokenizer.type");
   if (type == "Sequence") {
     auto it = pre->find("pretokenizers");
-    if (it == pre->end() || !it->is_array()) r.error("pre_tokenizer.pretokenizers", "must be an array");
+    if (it == pre->end() || !it->is_array())
+      r.error("pre_tokenizer.pretokenizers", "must be an array");
     for (size_t i = 0; i < it->size(); i++) {
-      if (!(*it)[i].is_object()) r.error(str("pre_tokenizer.pretokenizers[", i, "]"), "must be an object");
+      if (!(*it)[i].is_object())
+        r.error(str("pre_tokenizer.pretokenizers[", i, "]"), "must be an object");
       steps.emplace_back(&(*it)[i], str("pre_tokenizer.pretokenizers[", i, "]"));
     }
   } else {
@@ -392,12 +397,14 @@ PreTokenizer read_pre_tokenizer(const JsonReader& r, const json& root) {
       const std::string regex = r.string(*pattern, "Regex", path + ".pattern.Regex");
       kind = pre_tokenizer_from_regex(regex);
       if (!kind) {
-        r.error(path + ".pattern.Regex", "unknown regex (not the qwen2 or qwen35 one); choose a "
-                                         "pre-tokenizer explicitly to load this file");
+        r.error(path + ".pattern.Regex",
+                "unknown regex (not the qwen2 or qwen35 one); choose a "
+                "pre-tokenizer explicitly to load this file");
       }
       const std::string behavior = r.string(*step, "behavior", path + ".behavior");
       if (behavior != "Isolated") r.error(path + ".behavior", "must be Isolated, not " + behavior);
-      if (r.boolean_or(*step, "invert", false, path + ".invert")) r.error(path + ".invert", "must be false");
+      if (r.boolean_or(*step, "invert", false, path + ".invert"))
+        r.error(path + ".invert", "must be false");
     } else if (step_type == "ByteLevel") {
       if (r.boolean_or(*step, "add_prefix_space", false, path + ".add_prefix_space")) {
         r.error(path + ".add_prefix_space", "must be false");
@@ -467,8 +474,8 @@ Tokenizer Tokenizer::from_tokenizer_json(std::string_view json_text, std::string
     slot.emplace(std::move(text), type);
   };
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    place(r.id(it.value(), "model.vocab[" + printable(it.key()) + "]"), it.key(), TokenType::kNormal,
-          "model.vocab[" + printable(it.key()) + "]");
+    place(r.id(it.value(), "model.vocab[" + printable(it.key()) + "]"), it.key(),
+          TokenType::kNormal, "model.vocab[" + printable(it.key()) + "]");
   }
 
   if (const json* added = r.optional(root, "added_tokens")) {

@@ -27,7 +27,9 @@ inline Char char_at(std::string_view text, size_t pos, const CharClassTable& tab
   return {cp, uint8_t(len), table.classes(cp)};
 }
 
-inline bool is_cr_or_lf(char32_t cp) { return cp == '\r' || cp == '\n'; }
+inline bool is_cr_or_lf(char32_t cp) {
+  return cp == '\r' || cp == '\n';
+}
 
 }  // namespace
 
@@ -56,9 +58,9 @@ size_t pre_token_length(std::string_view text, size_t pos, PreTokenizer kind) {
   const size_t n = text.size();
   // qwen35 keeps combining marks with letters and out of punctuation runs.
   const uint8_t word_classes = kind == PreTokenizer::kQwen35 ? (kLetter | kMark) : kLetter;
-  const uint8_t not_punct_classes =
-      kind == PreTokenizer::kQwen35 ? (kWhitespace | kLetter | kMark | kNumber)
-                                    : (kWhitespace | kLetter | kNumber);
+  const uint8_t not_punct_classes = kind == PreTokenizer::kQwen35
+                                        ? (kWhitespace | kLetter | kMark | kNumber)
+                                        : (kWhitespace | kLetter | kNumber);
 
   // End of the run of characters whose classes intersect `classes` (or, with
   // negate, do not), starting at `from`.
@@ -118,7 +120,7 @@ size_t pre_token_length(std::string_view text, size_t pos, PreTokenizer kind) {
   // \s*[\r\n]+ | \s+(?!\S) | \s+
   if (c0.classes & kWhitespace) {
     size_t end = pos;
-    size_t last_start = pos;     // start of the run's last character
+    size_t last_start = pos;        // start of the run's last character
     size_t after_last_newline = 0;  // end of the run's last CR/LF, 0 if none
     size_t chars = 0;
     while (end < n) {

@@ -148,8 +148,8 @@ class Pcre2 {
   void (*code_free_)(pcre2_code*) = nullptr;
   pcre2_match_data* (*md_create_)(const pcre2_code*, pcre2_general_context*) = nullptr;
   void (*md_free_)(pcre2_match_data*) = nullptr;
-  int (*match_)(const pcre2_code*, PCRE2_SPTR, PCRE2_SIZE, PCRE2_SIZE, uint32_t,
-                pcre2_match_data*, pcre2_match_context*) = nullptr;
+  int (*match_)(const pcre2_code*, PCRE2_SPTR, PCRE2_SIZE, PCRE2_SIZE, uint32_t, pcre2_match_data*,
+                pcre2_match_context*) = nullptr;
   PCRE2_SIZE* (*ovector_)(pcre2_match_data*) = nullptr;
 };
 
@@ -179,30 +179,30 @@ std::vector<char32_t> interesting_characters() {
   std::vector<char32_t> chars;
   for (char32_t c = 0; c < 0x80; c++) chars.push_back(c);
   const std::pair<char32_t, char32_t> ranges[] = {
-      {0x80, 0x17F},     // Latin-1 (NEL, NBSP, soft hyphen), Latin Extended-A (ſ)
-      {0x300, 0x36F},    // combining diacritics
-      {0x370, 0x3FF},    // Greek
-      {0x400, 0x45F},    // Cyrillic
-      {0x591, 0x5F4},    // Hebrew with points
-      {0x600, 0x6FF},    // Arabic (marks, Arabic-Indic digits)
-      {0x900, 0x97F},    // Devanagari (virama, vowel signs)
-      {0xE00, 0xE5B},    // Thai
-      {0x1780, 0x17F9},  // Khmer
-      {0x1100, 0x1112},  // Hangul jamo
-      {0x1680, 0x1680},  // Ogham space
-      {0x1800, 0x180F},  // Mongolian (U+180E: \s in PCRE2, not White_Space)
-      {0x2000, 0x206F},  // general punctuation: spaces, ZWJ, LS/PS, bidi controls
-      {0x2070, 0x209F},  // superscripts / subscripts (No)
-      {0x20D0, 0x20F0},  // combining marks for symbols (Me)
-      {0x2100, 0x218B},  // letterlike, Roman numerals (Nl), Kelvin sign
-      {0x2460, 0x24FF},  // enclosed alphanumerics (No, So)
-      {0x3000, 0x303F},  // CJK punctuation, ideographic space
-      {0x3040, 0x30FF},  // kana
-      {0x4E00, 0x4E80},  // CJK ideographs
-      {0xAC00, 0xAC40},  // Hangul syllables
-      {0xFE00, 0xFE0F},  // variation selectors (Mn)
-      {0xFEFF, 0xFEFF},  // BOM
-      {0xFF01, 0xFF5E},  // full-width forms
+      {0x80, 0x17F},       // Latin-1 (NEL, NBSP, soft hyphen), Latin Extended-A (ſ)
+      {0x300, 0x36F},      // combining diacritics
+      {0x370, 0x3FF},      // Greek
+      {0x400, 0x45F},      // Cyrillic
+      {0x591, 0x5F4},      // Hebrew with points
+      {0x600, 0x6FF},      // Arabic (marks, Arabic-Indic digits)
+      {0x900, 0x97F},      // Devanagari (virama, vowel signs)
+      {0xE00, 0xE5B},      // Thai
+      {0x1780, 0x17F9},    // Khmer
+      {0x1100, 0x1112},    // Hangul jamo
+      {0x1680, 0x1680},    // Ogham space
+      {0x1800, 0x180F},    // Mongolian (U+180E: \s in PCRE2, not White_Space)
+      {0x2000, 0x206F},    // general punctuation: spaces, ZWJ, LS/PS, bidi controls
+      {0x2070, 0x209F},    // superscripts / subscripts (No)
+      {0x20D0, 0x20F0},    // combining marks for symbols (Me)
+      {0x2100, 0x218B},    // letterlike, Roman numerals (Nl), Kelvin sign
+      {0x2460, 0x24FF},    // enclosed alphanumerics (No, So)
+      {0x3000, 0x303F},    // CJK punctuation, ideographic space
+      {0x3040, 0x30FF},    // kana
+      {0x4E00, 0x4E80},    // CJK ideographs
+      {0xAC00, 0xAC40},    // Hangul syllables
+      {0xFE00, 0xFE0F},    // variation selectors (Mn)
+      {0xFEFF, 0xFEFF},    // BOM
+      {0xFF01, 0xFF5E},    // full-width forms
       {0x1F300, 0x1F320},  // emoji
       {0x1F3FB, 0x1F3FF},  // skin tones
       {0x1F1E6, 0x1F1FF},  // regional indicators
@@ -248,19 +248,21 @@ TEST(TokenizerPre, MatchesPcre2OnRandomStrings) {
       excluded.push_back(c);
     }
   }
-  std::printf("[ pcre2    ] alphabet %zu characters; %zu excluded where PCRE2's Unicode data "
-              "differs from ICU's (newer Unicode, \\s vs White_Space):",
-              alphabet.size(), excluded.size());
-  for (size_t i = 0; i < excluded.size() && i < 12; i++) std::printf(" U+%04X", unsigned(excluded[i]));
+  std::printf(
+      "[ pcre2    ] alphabet %zu characters; %zu excluded where PCRE2's Unicode data "
+      "differs from ICU's (newer Unicode, \\s vs White_Space):",
+      alphabet.size(), excluded.size());
+  for (size_t i = 0; i < excluded.size() && i < 12; i++)
+    std::printf(" U+%04X", unsigned(excluded[i]));
   std::printf("\n");
   // Differences should be rare (U+180E in \s, characters new in ICU's Unicode).
   EXPECT_LT(excluded.size(), alphabet.size() / 50);
 
   // Strings are built from a few "pools" so that the interesting interactions
   // (space before words, apostrophes, CR/LF inside whitespace runs) are common.
-  const std::vector<char32_t> hot = {' ', ' ', ' ', '\n', '\r', '\t', '\'', 'a', 's', 'S', 'l',
-                                     'L', 'e', 'r', 'v', 'm', 'd', 't', '1', '.', 0x301, 0xA0,
-                                     0x3000, 0x17F, 0xE35, 0x4E00, 0x1F600};
+  const std::vector<char32_t> hot = {' ', ' ', ' ',   '\n', '\r',   '\t',  '\'',  'a',    's',
+                                     'S', 'l', 'L',   'e',  'r',    'v',   'm',   'd',    't',
+                                     '1', '.', 0x301, 0xA0, 0x3000, 0x17F, 0xE35, 0x4E00, 0x1F600};
   for (PreTokenizer kind : {PreTokenizer::kQwen2, PreTokenizer::kQwen35}) {
     auto re = pcre2.compile(pre_tokenizer_regex(kind));
     ASSERT_TRUE(re) << "PCRE2 rejects the regex";
@@ -270,8 +272,7 @@ TEST(TokenizerPre, MatchesPcre2OnRandomStrings) {
       const size_t len = rng() % 24;
       std::string s;
       for (size_t i = 0; i < len; i++) {
-        const char32_t c =
-            rng() % 2 ? hot[rng() % hot.size()] : alphabet[rng() % alphabet.size()];
+        const char32_t c = rng() % 2 ? hot[rng() % hot.size()] : alphabet[rng() % alphabet.size()];
         append_utf8(s, c);
       }
       const auto want = split_with(*re, s);

@@ -49,7 +49,9 @@ TEST(TokenizerUtf8, StepClassifiesSequences) {
   EXPECT_EQ(step("\xED\xA0\x80").length, 1);      // surrogate
   EXPECT_EQ(step("\xF4\x90\x80\x80").length, 1);  // above U+10FFFF
   EXPECT_EQ(step("\xF8\x88").length, 1);
-  const Utf8Step broken = step("\xE4\xBD" "A");
+  const Utf8Step broken = step(
+      "\xE4\xBD"
+      "A");
   EXPECT_EQ(broken.status, Utf8Status::kInvalid);
   EXPECT_EQ(broken.length, 2);
   const Utf8Step cut = step("\xF0\x9F\x98");
@@ -59,10 +61,14 @@ TEST(TokenizerUtf8, StepClassifiesSequences) {
 
 // Same replacement as Python's bytes.decode("utf-8", "replace").
 TEST(TokenizerUtf8, ReplacementFollowsMaximalSubparts) {
-  EXPECT_EQ(replaced_code_points("\xF0\x9F\x98" "A"), (std::u32string{0xFFFD, 'A'}));
+  EXPECT_EQ(replaced_code_points("\xF0\x9F\x98"
+                                 "A"),
+            (std::u32string{0xFFFD, 'A'}));
   EXPECT_EQ(replaced_code_points("\xED\xA0\x80"), (std::u32string{0xFFFD, 0xFFFD, 0xFFFD}));
   EXPECT_EQ(replaced_code_points("\xC0\xAF"), (std::u32string{0xFFFD, 0xFFFD}));
-  EXPECT_EQ(replaced_code_points("a\xE4\xBD" "b"), (std::u32string{'a', 0xFFFD, 'b'}));
+  EXPECT_EQ(replaced_code_points("a\xE4\xBD"
+                                 "b"),
+            (std::u32string{'a', 0xFFFD, 'b'}));
   EXPECT_EQ(replaced_code_points("x\xE4\xBD"), (std::u32string{'x', 0xFFFD}));
   EXPECT_EQ(replace_invalid_utf8("caf\xC3\xA9 ok"), "caf\xC3\xA9 ok");
   EXPECT_EQ(find_invalid_utf8("0123456789abcdef\xFF"), 16u);
@@ -87,7 +93,7 @@ TEST(TokenizerUnicode, Nfc) {
   EXPECT_EQ(to_nfc("cafe\xCC\x81"), "caf\xC3\xA9");
   EXPECT_EQ(to_nfc("plain ascii"), "plain ascii");
   std::string out;
-  EXPECT_FALSE(nfc_normalize("caf\xC3\xA9", out));  // already NFC
+  EXPECT_FALSE(nfc_normalize("caf\xC3\xA9", out));                            // already NFC
   EXPECT_EQ(to_nfc("\xE1\x84\x92\xE1\x85\xA1\xE1\x86\xAB"), "\xED\x95\x9C");  // jamo -> 한
 }
 
@@ -114,22 +120,22 @@ Vocab small_vocab() {
     v.tokens.push_back(a + b);
     v.types.push_back(1);
   };
-  merge("h", "e");      // 256
-  merge("l", "l");      // 257
-  merge("he", "ll");    // 258
-  merge("hell", "o");   // 259
-  merge("a", "a");      // 260
+  merge("h", "e");         // 256
+  merge("l", "l");         // 257
+  merge("he", "ll");       // 258
+  merge("hell", "o");      // 259
+  merge("a", "a");         // 260
   merge("\xC4\xA0", "h");  // 261 "Ġh"
-  merge("e", "l");      // 262: lower priority than "l l"
+  merge("e", "l");         // 262: lower priority than "l l"
   auto added = [&](const std::string& s, int type) {
     v.tokens.push_back(s);
     v.types.push_back(type);
   };
-  added("<|im_end|>", 3);     // 263 control
-  added("<think>", 4);        // 264 user-defined
-  added("<x>", 4);            // 265
-  added("<x><y>", 4);         // 266 longer, same start
-  added("[PAD267]", 5);       // 267 unused
+  added("<|im_end|>", 3);  // 263 control
+  added("<think>", 4);     // 264 user-defined
+  added("<x>", 4);         // 265
+  added("<x><y>", 4);      // 266 longer, same start
+  added("[PAD267]", 5);    // 267 unused
   return v;
 }
 
@@ -272,10 +278,14 @@ TEST(Tokenizer, InvalidUtf8IsRejectedWithOffset) {
 TEST(Tokenizer, LenientUtf8ReplacesEveryBadSubpart) {
   EncodeOptions lenient;
   lenient.lenient_utf8 = true;
-  const std::string bad = "ab\xFF\xE4\xBD" "c\xF0\x9F";
+  const std::string bad =
+      "ab\xFF\xE4\xBD"
+      "c\xF0\x9F";
   const Ids ids = small().encode(bad, lenient);
   EXPECT_EQ(ids, small().encode(replace_invalid_utf8(bad)));
-  EXPECT_EQ(small().decode(ids), "ab\xEF\xBF\xBD\xEF\xBF\xBD" "c\xEF\xBF\xBD");
+  EXPECT_EQ(small().decode(ids),
+            "ab\xEF\xBF\xBD\xEF\xBF\xBD"
+            "c\xEF\xBF\xBD");
   // NUL bytes are valid UTF-8 and survive.
   const std::string nul("a\0b", 3);
   EXPECT_EQ(small().decode(small().encode(nul)), nul);
@@ -313,14 +323,16 @@ TEST(TokenizerStreaming, HoldsBackSplitCharacters) {
 
 TEST(TokenizerStreaming, ReplacesWhatCanNeverBeValid) {
   StreamingDecoder d(small());
-  EXPECT_EQ(d.push(byte_id(0xFF)), "\xEF\xBF\xBD");         // impossible byte: at once
+  EXPECT_EQ(d.push(byte_id(0xFF)), "\xEF\xBF\xBD");  // impossible byte: at once
   EXPECT_EQ(d.push(byte_id(0xE4)), "");
-  EXPECT_EQ(d.push(byte_id('a')), "\xEF\xBF\xBD" "a");      // interrupted sequence
+  EXPECT_EQ(d.push(byte_id('a')),
+            "\xEF\xBF\xBD"
+            "a");  // interrupted sequence
   EXPECT_EQ(d.push(byte_id(0xF0)), "");
   EXPECT_EQ(d.push(byte_id(0x9F)), "");
-  EXPECT_EQ(d.finish(), "\xEF\xBF\xBD");                    // incomplete tail: one U+FFFD
+  EXPECT_EQ(d.finish(), "\xEF\xBF\xBD");  // incomplete tail: one U+FFFD
   EXPECT_EQ(d.pending_bytes(), 0u);
-  EXPECT_EQ(d.push(259), "hello");                          // reusable after finish
+  EXPECT_EQ(d.push(259), "hello");  // reusable after finish
   DecodeOptions skip;
   skip.render_special = false;
   StreamingDecoder s(small(), skip);
@@ -375,7 +387,8 @@ TEST(TokenizerLoad, GgufErrors) {
     set(m, "tokenizer.ggml.pre", gguf::Value::string("gpt-4o"));
     expect_load_error(m, "tokenizer.ggml.pre 'gpt-4o' is not supported");
     // An explicit override loads it.
-    EXPECT_EQ(from_meta(m, LoadOptions{PreTokenizer::kQwen2}).pre_tokenizer(), PreTokenizer::kQwen2);
+    EXPECT_EQ(from_meta(m, LoadOptions{PreTokenizer::kQwen2}).pre_tokenizer(),
+              PreTokenizer::kQwen2);
     remove_key(m, "tokenizer.ggml.pre");
     expect_load_error(m, "tokenizer.ggml.pre");
   }
@@ -629,7 +642,8 @@ TEST(TokenizerLoad, TokenizerJsonErrors) {
 
 TEST(TokenizerLoad, FileErrors) {
   EXPECT_THROW(Tokenizer::load("/nonexistent/tokenizer.json"), Error);
-  const auto dir = std::filesystem::temp_directory_path() / ("pocket_tok_" + std::to_string(getpid()));
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("pocket_tok_" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
   const std::string junk = (dir / "junk.bin").string();
   std::ofstream(junk) << "\x01\x02 not a vocabulary";
@@ -691,7 +705,9 @@ class TokenizerCli : public ::testing::Test {
  protected:
   void SetUp() override {
     const char* env = std::getenv("POCKET_BIN");
-    bin_ = env ? env : (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "pocket").string();
+    bin_ =
+        env ? env
+            : (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "pocket").string();
     if (!std::filesystem::exists(bin_)) GTEST_SKIP() << "pocket binary not found: " << bin_;
     vocab_ = std::string(POCKET_SHARED_DIR) + "/golden/vocab-qwen3-qwen35.gguf";
     if (!std::filesystem::exists(vocab_)) GTEST_SKIP() << "missing " << vocab_;

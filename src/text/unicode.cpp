@@ -1,8 +1,7 @@
 #include "text/unicode.h"
 
-#include <unicode/errorcode.h>
-#include <unicode/normalizer2.h>
 #include <unicode/bytestream.h>
+#include <unicode/normalizer2.h>
 #include <unicode/stringpiece.h>
 #include <unicode/uchar.h>
 
@@ -99,7 +98,7 @@ namespace {
 
 struct ByteLevelMaps {
   char32_t to_unicode[256];
-  int16_t to_byte[0x144];  // every symbol is below U+0144
+  int16_t to_byte[0x144];    // every symbol is below U+0144
   std::string spelled[256];  // UTF-8 of each byte's symbol
 
   ByteLevelMaps() {
@@ -121,9 +120,13 @@ const ByteLevelMaps& byte_level_maps() {
 
 }  // namespace
 
-char32_t byte_to_unicode(uint8_t byte) { return byte_level_maps().to_unicode[byte]; }
+char32_t byte_to_unicode(uint8_t byte) {
+  return byte_level_maps().to_unicode[byte];
+}
 
-int unicode_to_byte(char32_t cp) { return cp < 0x144 ? byte_level_maps().to_byte[cp] : -1; }
+int unicode_to_byte(char32_t cp) {
+  return cp < 0x144 ? byte_level_maps().to_byte[cp] : -1;
+}
 
 std::string bytes_to_byte_level(std::string_view bytes) {
   const ByteLevelMaps& maps = byte_level_maps();
