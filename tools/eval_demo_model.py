@@ -133,6 +133,9 @@ def main():
     ap.add_argument("--train-n", type=int, default=60000)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--min-acc", type=float, default=None)
+    ap.add_argument("--min-wellformed", type=float, default=None,
+                    help="fail when fewer %% of answers are well-formed (ended with <|im_end|>, "
+                         "think block closed, tool calls parse)")
     ap.add_argument("--json-out", default=None)
     ap.add_argument("--show-errors", type=int, default=3)
     args = ap.parse_args()
@@ -167,8 +170,13 @@ def main():
         outs = list(pool.map(job, range(len(exs))))
     res = {}
     errors = {}
+    n_wf = 0
     for e, (text, fin) in zip(exs, outs):
         good, ans = score(e, text, fin)
+        wf = fin and (not e["think"] or "</think>" in text)
+        if e["kind"] == "tool_call":
+            wf = wf and parse_tool_call(ans) is not None
+        n_wf += wf
         g = next(g for g, ks in GROUPS.items() if e["kind"] in ks)
         for key in ((g, e["think"]), (e["kind"], e["think"])):
             r = res.setdefault(key, [0, 0])
@@ -178,7 +186,7 @@ def main():
             errors.setdefault(e["kind"], []).append((e["messages"][-1]["content"], e["answer"], text))
     table = {}
     print(f"model {args.model}: {len(exs)} prompts")
-    print(f"{'group':14s} {'no-think':>10s} {'think':>10s}")
+    print(f"{'group':16s} {'no-think':>10s} {'think':>10s}")
     below = False
     for g in list(GROUPS) + sum(GROUPS.values(), []):
         a, b = res.get((g, False)), res.get((g, True))
@@ -187,15 +195,20 @@ def main():
         pa, pb = 100.0 * a[0] / a[1], 100.0 * b[0] / b[1]
         table[g] = {"no_think": [a[0], a[1]], "think": [b[0], b[1]]}
         indent = "" if g in GROUPS else "  "
-        print(f"{indent + g:14s} {pa:9.1f}% {pb:9.1f}%   ({a[0]}/{a[1]}, {b[0]}/{b[1]})")
+        print(f"{indent + g:16s} {pa:9.1f}% {pb:9.1f}%   ({a[0]}/{a[1]}, {b[0]}/{b[1]})")
         if g in GROUPS and args.min_acc is not None and min(pa, pb) < args.min_acc:
             below = True
+    n_good = sum(v[0] for (g, _), v in res.items() if g in GROUPS)
+    wf_pct = 100.0 * n_wf / len(exs)
+    print(f"overall exact {100.0 * n_good / len(exs):.1f}%, well-formed answers {wf_pct:.1f}%")
+    if args.min_wellformed is not None and wf_pct < args.min_wellformed:
+        below = True
     for k, errs in errors.items():
         for q, want, got in errs[:args.show_errors]:
             print(f"  [{k}] {q!r}: want {want!r}, got {got[-160:]!r}")
     if args.json_out:
         json.dump({"model": args.model, "n_per_kind_mode": args.n, "seed": args.seed,
-                   "results": table}, open(args.json_out, "w"), indent=1)
+                   "wellformed_pct": wf_pct, "exact_pct": 100.0 * n_good / len(exs), "results": table}, open(args.json_out, "w"), indent=1)
     return 1 if below else 0
 
 
