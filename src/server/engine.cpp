@@ -144,6 +144,7 @@ void Engine::step() {
   for (size_t i = 0; i < slots_.size();) {
     if (slots_[i]->req.cancelled && *slots_[i]->req.cancelled) {
       metrics_.count_cancelled();
+      metrics_.add_tokens(int64_t(slots_[i]->prefilled), slots_[i]->generated);
       slots_.erase(slots_.begin() + ptrdiff_t(i));
     } else {
       i++;

@@ -582,7 +582,6 @@ void HttpServer::State::generate(const httplib::Request& req, httplib::Response&
   }
   auto job = std::make_shared<Job>(*this, p);
   if (!engine->submit(std::move(choices))) {
-    res.set_header("Retry-After", "1");
     throw ApiError{503, "the server is overloaded: too many requests are waiting; retry later", "server_error", "",
                    "server_overloaded"};
   }

@@ -40,8 +40,12 @@ StopMatcher::StopMatcher(std::vector<std::string> stops) {
 std::string StopMatcher::push(std::string_view piece) {
   if (stopped_) return {};
   held_ += piece;
-  size_t first = std::string::npos;
-  for (const auto& s : stops_) first = std::min(first, held_.find(s));
+  // The stop string that completes first wins (the same however the text is split).
+  size_t first = std::string::npos, first_end = std::string::npos;
+  for (const auto& s : stops_) {
+    const size_t at = held_.find(s);
+    if (at != std::string::npos && at + s.size() < first_end) first = at, first_end = at + s.size();
+  }
   if (first != std::string::npos) {
     stopped_ = true;
     std::string out = held_.substr(0, first);
@@ -80,7 +84,7 @@ ParsedDelta OutputParser::finish() {
   run(out, true);
   if (mode_ == Mode::kToolCall) {  // never closed: give the text back as it was
     mode_ = Mode::kContent;
-    emit_text(out, std::string(kCallOpen) + buffer_);
+    emit_text(out, space_before_call_ + std::string(kCallOpen) + buffer_);
     buffer_.clear();
   }
   pending_space_.clear();  // trailing whitespace of the answer is dropped
@@ -119,6 +123,7 @@ void OutputParser::run(ParsedDelta& out, bool at_end) {
     }
     emit_text(out, std::string_view(buffer_).substr(0, at));
     buffer_.erase(0, at + found.size());
+    space_before_call_.swap(pending_space_);
     pending_space_.clear();  // whitespace between a text and a marker is layout
     if (found == kThinkClose) {
       mode_ = Mode::kContent;

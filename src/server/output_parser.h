@@ -78,6 +78,7 @@ class OutputParser {
   Mode mode_before_call_ = Mode::kContent;
   std::string buffer_;            // unprocessed text
   std::string pending_space_;     // whitespace held until more text follows
+  std::string space_before_call_; // dropped before <tool_call>; restored if it never closes
   bool content_started_ = false;  // leading newlines of content are dropped
   bool reasoning_started_ = false;
 };

@@ -1,0 +1,280 @@
+// End-to-end tests of `pocket serve` driven by the official OpenAI Node SDK.
+// A real server runs on 127.0.0.1 (any free port) with a golden tiny model:
+// random weights, so the text is gibberish, but greedy token ids are known
+// exactly, which makes batching and streaming exactness testable.
+//
+//   POCKET_BIN=build/pocket node --test tests/node/serve.test.mjs
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import OpenAI from 'openai';
+
+const BIN = process.env.POCKET_BIN ?? 'build/pocket';
+const SHARED = process.env.POCKET_SHARED_DIR ?? new URL('../../../shared', import.meta.url).pathname;
+const GOLDEN = `${SHARED}/golden`;
+const MODEL_FILE = `${GOLDEN}/tiny-qwen35-dense-tied-f32.gguf`;
+const MODEL = 'tiny-qwen35-dense-tied-f32';
+const golden = JSON.parse(readFileSync(`${GOLDEN}/model_${MODEL}.json`, 'utf8'));
+
+// Starts `pocket serve --port 0 ...`; resolves when the model is ready.
+async function startServer(args) {
+  const proc = spawn(BIN, ['serve', '-m', MODEL_FILE, '--port', '0', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  const port = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${log}`)), 20000);
+    proc.stderr.on('data', (d) => {
+      log += d;
+      const m = log.match(/listening on http:\/\/127\.0\.0\.1:(\d+)/);
+      if (m && log.includes(' ready ')) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    proc.on('exit', (code) => reject(new Error(`server exited with ${code}:\n${log}`)));
+  });
+  const base = `http://127.0.0.1:${port}`;
+  return { proc, base, client: new OpenAI({ baseURL: `${base}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 30000 }) };
+}
+
+let main;  // --parallel 8, f32 KV (as the goldens)
+let guarded;  // API key, small body limit, one slot and no queue
+before(async () => {
+  [main, guarded] = await Promise.all([
+    startServer(['--parallel', '8', '--kv-type', 'f32', '--ctx', '2048']),
+    startServer(['--parallel', '1', '--max-queue', '0', '--api-key', 'sekret', '--max-body-bytes', '4096']),
+  ]);
+});
+after(() => {
+  main?.proc.kill();
+  guarded?.proc.kill();
+});
+
+async function post(base, path, body, headers = {}) {
+  const r = await fetch(base + path, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  return { status: r.status, headers: r.headers, json: await r.json() };
+}
+
+async function metric(base, name) {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const m = text.match(new RegExp(`^${name} (\\S+)$`, 'm'));
+  return m ? Number(m[1]) : NaN;
+}
+
+const eog = new Set(golden.end_of_generation_ids);
+async function goldenText(p) {
+  const ids = p.generated_ids.filter((id) => !eog.has(id));
+  return (await post(main.base, '/detokenize', { tokens: ids })).json.content;
+}
+
+test('models and health', async () => {
+  const models = await main.client.models.list();
+  assert.equal(models.data[0].id, MODEL);
+  assert.equal((await fetch(`${main.base}/health`)).status, 200);
+});
+
+test('completions: greedy text equals the golden ids, usage is reported', async () => {
+  const p = golden.prompts[0];
+  const r = await main.client.completions.create({ model: MODEL, prompt: p.prompt_ids, max_tokens: 32, temperature: 0 });
+  assert.equal(r.object, 'text_completion');
+  assert.equal(r.choices[0].text, await goldenText(p));
+  assert.equal(r.usage.prompt_tokens, p.prompt_ids.length);
+  assert.equal(r.usage.completion_tokens, p.generated_ids.length);
+  assert.equal(r.usage.total_tokens, r.usage.prompt_tokens + r.usage.completion_tokens);
+  assert.equal(r.usage.prompt_tokens_details.cached_tokens, 0);
+});
+
+test('chat: non-streaming shape, reasoning split, usage', async () => {
+  const r = await main.client.chat.completions.create({
+    model: MODEL, messages: [{ role: 'user', content: 'Hello' }], max_tokens: 12, temperature: 0,
+  });
+  assert.equal(r.object, 'chat.completion');
+  const m = r.choices[0].message;
+  assert.equal(m.role, 'assistant');
+  assert.equal(r.choices[0].finish_reason === 'length' || r.choices[0].finish_reason === 'stop', true);
+  // Thinking is on by default: the output starts inside <think>.
+  assert.ok(typeof m.reasoning_content === 'string' && m.reasoning_content.length > 0);
+  assert.ok(r.usage.prompt_tokens > 5 && r.usage.completion_tokens > 0);
+});
+
+test('chat: streaming gives role first, the same text, finish_reason, usage chunk, [DONE]', async () => {
+  const body = { model: MODEL, messages: [{ role: 'user', content: 'Hello' }], max_tokens: 20, temperature: 0 };
+  const whole = await main.client.chat.completions.create(body);
+  const stream = await main.client.chat.completions.create({ ...body, stream: true, stream_options: { include_usage: true } });
+  let reasoning = '', content = '', first = true, finish = null, usage = null;
+  for await (const chunk of stream) {
+    if (chunk.usage) usage = chunk.usage;
+    if (!chunk.choices.length) continue;
+    const c = chunk.choices[0];
+    if (first) assert.equal(c.delta.role, 'assistant');
+    first = false;
+    reasoning += c.delta.reasoning_content ?? '';
+    content += c.delta.content ?? '';
+    if (c.finish_reason) finish = c.finish_reason;
+  }
+  assert.equal(reasoning, whole.choices[0].message.reasoning_content ?? '');
+  assert.equal(content, whole.choices[0].message.content ?? '');
+  assert.equal(finish, whole.choices[0].finish_reason);
+  assert.deepEqual(usage.completion_tokens, whole.usage.completion_tokens);
+});
+
+test('chat: thinking off by chat_template_kwargs and by reasoning_effort none', async () => {
+  for (const extra of [{ chat_template_kwargs: { enable_thinking: false } }, { reasoning_effort: 'none' }]) {
+    const r = await main.client.chat.completions.create({
+      model: MODEL, messages: [{ role: 'user', content: 'Hello' }], max_tokens: 8, temperature: 0, ...extra,
+    });
+    assert.equal(r.choices[0].message.reasoning_content, undefined);
+    assert.ok(r.choices[0].message.content.length > 0);
+  }
+});
+
+test('chat: max_reasoning_tokens closes the think section', async () => {
+  const close = (await post(main.base, '/tokenize', { content: '</think>' })).json.tokens;
+  assert.equal(close.length, 1);
+  const r = await main.client.chat.completions.create({
+    model: MODEL, messages: [{ role: 'user', content: 'Hello' }], max_tokens: 24, temperature: 0,
+    max_reasoning_tokens: 4, logit_bias: { [close[0]]: -100 },  // the model would never close it itself
+  });
+  const m = r.choices[0].message;
+  assert.ok(m.reasoning_content.length > 0);
+  assert.ok(m.content.length > 0, 'content after the forced </think>');
+});
+
+test('stop strings cut the text, also when streamed', async () => {
+  const p = golden.prompts[1];
+  const full = await goldenText(p);
+  const stop = full.slice(12, 16);  // some text in the middle (likely split over tokens)
+  const expected = full.slice(0, full.indexOf(stop));
+  const body = { model: MODEL, prompt: p.prompt_ids, max_tokens: 32, temperature: 0, stop: [stop] };
+  const r = await main.client.completions.create(body);
+  assert.equal(r.choices[0].text, expected);
+  assert.equal(r.choices[0].finish_reason, 'stop');
+  let streamed = '';
+  for await (const chunk of await main.client.completions.create({ ...body, stream: true })) {
+    streamed += chunk.choices[0]?.text ?? '';
+    assert.ok(!streamed.includes(stop));
+  }
+  assert.equal(streamed, expected);
+});
+
+test('seed: the same seed gives the same sample', async () => {
+  const body = { model: MODEL, prompt: 'Once upon', max_tokens: 16, temperature: 1.0, top_p: 0.95, top_k: 50, min_p: 0.01,
+                 presence_penalty: 0.5, frequency_penalty: 0.3, repetition_penalty: 1.1 };
+  const a = await main.client.completions.create({ ...body, seed: 1234 });
+  const b = await main.client.completions.create({ ...body, seed: 1234 });
+  const c = await main.client.completions.create({ ...body, seed: 99 });
+  assert.equal(a.choices[0].text, b.choices[0].text);
+  assert.notEqual(a.choices[0].text, c.choices[0].text);
+  const n = await main.client.completions.create({ ...body, seed: 1234, n: 3 });
+  assert.equal(n.choices.length, 3);
+  assert.equal(n.choices[0].text, a.choices[0].text);
+});
+
+test('logprobs: chat content entries with top_logprobs', async () => {
+  const r = await main.client.chat.completions.create({
+    model: MODEL, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 5, temperature: 0, logprobs: true, top_logprobs: 3,
+  });
+  const lp = r.choices[0].logprobs.content;
+  assert.equal(lp.length, 5);
+  for (const t of lp) {
+    assert.ok(t.logprob <= 0);
+    assert.equal(t.top_logprobs.length, 3);
+    assert.equal(t.top_logprobs[0].logprob, t.logprob);  // greedy: the chosen token is the most likely
+    assert.ok(Array.isArray(t.bytes));
+  }
+});
+
+test('tools: definitions, assistant tool_calls history and tool results are accepted', async () => {
+  const tools = [{ type: 'function', function: { name: 'get_weather', description: 'Weather',
+    parameters: { type: 'object', properties: { city: { type: 'string' }, days: { type: 'integer' } }, required: ['city'] } } }];
+  const messages = [
+    { role: 'user', content: 'Weather in Paris?' },
+    { role: 'assistant', content: '', reasoning_content: 'Use the tool.',
+      tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city": "Paris", "days": 3}' } }] },
+    { role: 'tool', tool_call_id: 'call_1', content: 'sunny' },
+  ];
+  for (const tool_choice of ['auto', 'none', 'required', { type: 'function', function: { name: 'get_weather' } }]) {
+    const r = await main.client.chat.completions.create({ model: MODEL, messages, tools, tool_choice, max_tokens: 6, temperature: 0 });
+    assert.equal(r.choices.length, 1);
+  }
+});
+
+test('8 concurrent greedy clients get exactly the tokens they get alone', async () => {
+  const prompts = golden.prompts.slice(0, 8);
+  const ask = (p) => main.client.completions.create({ model: MODEL, prompt: p.prompt_ids, max_tokens: 32, temperature: 0, logprobs: 1 });
+  const alone = [];
+  for (const p of prompts) alone.push(await ask(p));
+  const together = await Promise.all(prompts.map(ask));
+  for (let i = 0; i < prompts.length; i++) {
+    assert.equal(together[i].choices[0].text, alone[i].choices[0].text, `prompt ${prompts[i].name}`);
+    assert.deepEqual(together[i].choices[0].logprobs.tokens, alone[i].choices[0].logprobs.tokens);
+    assert.equal(alone[i].choices[0].text, await goldenText(prompts[i]), `golden ${prompts[i].name}`);
+  }
+});
+
+test('a client that disconnects mid-stream frees its slot', async () => {
+  const before = await metric(main.base, 'pocket_cancelled_requests_total');
+  const controller = new AbortController();
+  const stream = await main.client.completions.create(
+    { model: MODEL, prompt: 'Tell me', max_tokens: 1500, temperature: 0, ignore_eos: true, stream: true },
+    { signal: controller.signal });
+  let chunks = 0;
+  try {
+    for await (const _ of stream) if (++chunks === 5) controller.abort();
+  } catch { /* aborted */ }
+  const t0 = Date.now();
+  let active = 1;
+  while (Date.now() - t0 < 3000) {
+    active = await metric(main.base, 'pocket_active_sequences');
+    if (active === 0) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.equal(active, 0);
+  assert.equal(await metric(main.base, 'pocket_cancelled_requests_total'), before + 1);
+});
+
+test('errors have the OpenAI shape and status', async () => {
+  const bad = await post(main.base, '/v1/chat/completions', '{"model": ');
+  assert.equal(bad.status, 400);
+  assert.equal(bad.json.error.type, 'invalid_request_error');
+  const wrongType = await post(main.base, '/v1/chat/completions', { model: MODEL, messages: [{ role: 'user', content: 'x' }], temperature: 'hot' });
+  assert.equal(wrongType.status, 400);
+  assert.equal(wrongType.json.error.param, 'temperature');
+  await assert.rejects(main.client.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'x' }] }),
+    (e) => e.status === 404 && e.code === 'model_not_found');
+  await assert.rejects(main.client.completions.create({ model: MODEL, prompt: 'x '.repeat(3000) }),
+    (e) => e.status === 400 && e.code === 'context_length_exceeded' && /2048/.test(e.message));
+  await assert.rejects(main.client.chat.completions.create({ model: MODEL, messages: 'hello' }),
+    (e) => e.status === 400 && e.param === 'messages');
+});
+
+test('API key, body limit, overload', async () => {
+  const noKey = await post(guarded.base, '/v1/completions', { model: MODEL, prompt: 'x' });
+  assert.equal(noKey.status, 401);
+  assert.ok(noKey.json.error.message);
+  const wrong = await post(guarded.base, '/v1/completions', { model: MODEL, prompt: 'x' }, { authorization: 'Bearer nope' });
+  assert.equal(wrong.status, 401);
+  const auth = { authorization: 'Bearer sekret' };
+  const big = await post(guarded.base, '/v1/completions', { model: MODEL, prompt: 'x'.repeat(10000) }, auth);
+  assert.equal(big.status, 413);
+  assert.ok(big.json.error);
+  // One slot, no queue: of several long requests at once, some are turned away.
+  const body = { model: MODEL, prompt: 'x', max_tokens: 200, temperature: 0, ignore_eos: true };
+  const results = await Promise.all([0, 1, 2, 3].map(() => post(guarded.base, '/v1/completions', body, auth)));
+  const overloaded = results.filter((r) => r.status === 503);
+  assert.ok(overloaded.length >= 1, `statuses ${results.map((r) => r.status)}`);
+  assert.equal(overloaded[0].headers.get('retry-after'), '1');
+  assert.ok(results.some((r) => r.status === 200));
+});
+
+test('promtool accepts /metrics', async (t) => {
+  const text = await (await fetch(`${main.base}/metrics`)).text();
+  const { spawnSync } = await import('node:child_process');
+  const r = spawnSync('promtool', ['check', 'metrics'], { input: text });
+  if (r.error) return t.skip('promtool not installed');
+  assert.equal(r.status, 0, String(r.stdout) + String(r.stderr));
+});
