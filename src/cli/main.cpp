@@ -18,6 +18,7 @@ struct Command {
 const Command kCommands[] = {
     {"run", pocket::cli::cmd_run, "generate text from a model (-m FILE -p TEXT)"},
     {"serve", pocket::cli::cmd_serve, "OpenAI-compatible HTTP server with continuous batching"},
+    {"bench", pocket::cli::cmd_bench, "prompt/generation speed, memory bandwidth, matmul kernels"},
     {"info", pocket::cli::cmd_info, "describe a GGUF file: metadata, tensors, memory needs"},
     {"make-model", pocket::cli::cmd_make_model, "write a random-weight Qwen3.5 model"},
     {"quantize", pocket::cli::cmd_quantize, "convert a GGUF model to another tensor type"},

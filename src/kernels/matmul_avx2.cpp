@@ -108,14 +108,25 @@ POCKET_INLINE __m256i move_bit(__m256i v) {
     return _mm256_and_si256(v, mask);
 }
 
-// A shuffle mask that broadcasts 16-bit element j of each 128-bit lane.
+// Shuffle masks, as constant tables (a load, not a computation, per use):
+// kWordMask[j] broadcasts 16-bit element j of each 128-bit lane;
+// kWordPairMask[j] broadcasts element 2j in the low lane and 2j + 1 in the high.
+struct MaskTables {
+  alignas(32) uint8_t word[8][32];
+  alignas(32) uint8_t word_pair[4][32];
+  constexpr MaskTables() : word{}, word_pair{} {
+    for (int j = 0; j < 8; j++)
+      for (int b = 0; b < 32; b++) word[j][b] = uint8_t(2 * j + b % 2);
+    for (int j = 0; j < 4; j++)
+      for (int b = 0; b < 32; b++) word_pair[j][b] = uint8_t((b < 16 ? 4 * j : 4 * j + 2) + b % 2);
+  }
+};
+constexpr MaskTables kMasks;
 POCKET_INLINE __m256i word_mask(int j) {
-  return _mm256_set1_epi16(short(((2 * j + 1) << 8) | (2 * j)));
+  return load256(kMasks.word[j]);
 }
-// A mask broadcasting 16-bit element j in the low lane and j + 1 in the high lane.
 POCKET_INLINE __m256i word_pair_mask(int j) {
-  return _mm256_setr_m128i(_mm_set1_epi16(short(((2 * j + 1) << 8) | (2 * j))),
-                           _mm_set1_epi16(short(((2 * j + 3) << 8) | (2 * j + 2))));
+  return load256(kMasks.word_pair[j]);
 }
 
 // Calls f(std::integral_constant<int, K>) for K = 0 .. N-1, unrolled, so that
@@ -388,14 +399,18 @@ struct Q45K {
       const __m256i qh = kFiveBits ? load256(blk + 16) : _mm256_setzero_si256();
       __m256i sumi[RA];
       for (int r = 0; r < RA; r++) sumi[r] = _mm256_setzero_si256();
-      unroll<4>([&](auto kc) POCKET_LAMBDA_INLINE {
-        constexpr int k = kc.value;
+      auto pair_of_subblocks = [&](int k) POCKET_LAMBDA_INLINE {
         const __m256i q = load256(qs + 32 * k);
         __m256i lo = _mm256_and_si256(q, m4);
         __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-        if constexpr (kFiveBits) {
-          lo = _mm256_or_si256(lo, move_bit<2 * k, 4>(qh));
-          hi = _mm256_or_si256(hi, move_bit<2 * k + 1, 4>(qh));
+        if constexpr (kFiveBits) {  // bit j of qh[t] is the fifth bit of sub-block j
+          const __m256i bit_lo = _mm256_set1_epi8(char(1 << (2 * k)));
+          const __m256i bit_hi = _mm256_set1_epi8(char(2 << (2 * k)));
+          const __m256i five = _mm256_set1_epi8(0x10);
+          lo = _mm256_or_si256(
+              lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit_lo), bit_lo), five));
+          hi = _mm256_or_si256(
+              hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit_hi), bit_hi), five));
         }
         const __m256i s_lo = _mm256_shuffle_epi8(scales, word_mask(2 * k));
         const __m256i s_hi = _mm256_shuffle_epi8(scales, word_mask(2 * k + 1));
@@ -405,7 +420,13 @@ struct Q45K {
           const __m256i p_hi = dot_u8s8_scaled(hi, load256(aq + 32), s_hi);
           sumi[r] = _mm256_add_epi32(sumi[r], _mm256_add_epi32(p_lo, p_hi));
         }
-      });
+      };
+      if constexpr (RA <= 2) {
+        unroll<4>(pair_of_subblocks);
+      } else {  // a run-time loop keeps the many accumulators in registers
+#pragma GCC unroll 1
+        for (int k = 0; k < 4; k++) pair_of_subblocks(k);
+      }
       for (int r = 0; r < RA; r++) {
         const float dy = a[r].d[b];
         const __m128i m = _mm_madd_epi16(mins, load128(a[r].sums32 + 8 * b));
@@ -422,23 +443,30 @@ struct Q45K {
 // super-block, four 32-element groups g, group g covering sub-blocks 8h+2g
 // (its low 16 elements) and 8h+2g+1 (its high 16). scales16: the 16 sub-block
 // scales as i16 (lane 0: 0..7, lane 1: 8..15).
+// group(h, gc) returns the unsigned quants of group gc.value of half h (h a
+// run-time value when RA > 2: a loop keeps the accumulators in registers).
 template <int RA, class Group>
 POCKET_INLINE void sixteen_subblocks(__m256i scales16, const ActRow* a, int64_t b, __m256i* sumi,
                                      Group group) {
-  unroll<2>([&](auto hc) POCKET_LAMBDA_INLINE {
-    constexpr int h = hc.value;
+  auto half = [&](int h) POCKET_LAMBDA_INLINE {
     const __m128i half_scales =
         h == 0 ? _mm256_castsi256_si128(scales16) : _mm256_extracti128_si256(scales16, 1);
     const __m256i sc = _mm256_broadcastsi128_si256(half_scales);
     unroll<4>([&](auto gc) POCKET_LAMBDA_INLINE {
       constexpr int g = gc.value;
-      const __m256i u = group(hc, gc);  // unsigned quants of the group
-      const __m256i s = _mm256_shuffle_epi8(sc, word_pair_mask(2 * g));
+      const __m256i u = group(h, gc);
+      const __m256i s = _mm256_shuffle_epi8(sc, word_pair_mask(g));
       for (int r = 0; r < RA; r++)
         sumi[r] = _mm256_add_epi32(
             sumi[r], dot_u8s8_scaled(u, load256(a[r].qs + 256 * b + 128 * h + 32 * g), s));
     });
-  });
+  };
+  if constexpr (RA <= 2) {
+    unroll<2>(half);
+  } else {
+#pragma GCC unroll 1
+    for (int h = 0; h < 2; h++) half(h);
+  }
 }
 
 struct Q2K {
@@ -454,11 +482,11 @@ struct Q2K {
       const __m256i scales = _mm256_cvtepu8_epi16(_mm_and_si128(raw, _mm_set1_epi8(0x0F)));
       const __m256i mins =
           _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0x0F)));
-      const __m256i q[2] = {load256(blk + 16), load256(blk + 48)};
       __m256i sumi[RA];
       for (int r = 0; r < RA; r++) sumi[r] = _mm256_setzero_si256();
-      sixteen_subblocks<RA>(scales, a, b, sumi, [&](auto hc, auto gc) POCKET_LAMBDA_INLINE {
-        return _mm256_and_si256(_mm256_srli_epi16(q[hc.value], 2 * gc.value), _mm256_set1_epi8(3));
+      sixteen_subblocks<RA>(scales, a, b, sumi, [&](int h, auto gc) POCKET_LAMBDA_INLINE {
+        const __m256i q = load256(blk + 16 + 32 * h);
+        return _mm256_and_si256(_mm256_srli_epi16(q, 2 * gc.value), _mm256_set1_epi8(3));
       });
       for (int r = 0; r < RA; r++) {
         const float dy = a[r].d[b];
@@ -495,14 +523,16 @@ struct Q3K {
       const float d = f16_at(blk + 108);
       const __m256i scales = q3_k_scales(blk + 96);
       const __m256i hmask = load256(blk);
-      const __m256i q[2] = {load256(blk + 32), load256(blk + 64)};
       __m256i sumi[RA];
       for (int r = 0; r < RA; r++) sumi[r] = _mm256_setzero_si256();
-      // u = low two bits | high bit << 2 = n + 4.
-      sixteen_subblocks<RA>(scales, a, b, sumi, [&](auto hc, auto gc) POCKET_LAMBDA_INLINE {
-        constexpr int h = hc.value, g = gc.value;
-        const __m256i low = _mm256_and_si256(_mm256_srli_epi16(q[h], 2 * g), _mm256_set1_epi8(3));
-        return _mm256_or_si256(low, move_bit<4 * h + g, 2>(hmask));
+      // u = low two bits | high bit << 2 = n + 4; element e's high bit is bit
+      // e / 32 = 4h + g of hmask[e % 32].
+      sixteen_subblocks<RA>(scales, a, b, sumi, [&](int h, auto gc) POCKET_LAMBDA_INLINE {
+        constexpr int g = gc.value;
+        const __m256i q = load256(blk + 32 + 32 * h);
+        const __m256i hm = h == 0 ? hmask : _mm256_srli_epi16(hmask, 4);  // bits 4h.. to 0..
+        const __m256i low = _mm256_and_si256(_mm256_srli_epi16(q, 2 * g), _mm256_set1_epi8(3));
+        return _mm256_or_si256(low, move_bit<g, 2>(hm));
       });
       for (int r = 0; r < RA; r++) {
         const __m256i offset = _mm256_madd_epi16(scales, load256(a[r].bsums + 16 * b));
@@ -531,8 +561,8 @@ struct Q6K {
       __m256i sumi[RA];
       for (int r = 0; r < RA; r++) sumi[r] = _mm256_setzero_si256();
       // u = low four bits (ql) | two high bits (qh) << 4 = n + 32.
-      sixteen_subblocks<RA>(scales, a, b, sumi, [&](auto hc, auto gc) POCKET_LAMBDA_INLINE {
-        constexpr int h = hc.value, g = gc.value;
+      sixteen_subblocks<RA>(scales, a, b, sumi, [&](int h, auto gc) POCKET_LAMBDA_INLINE {
+        constexpr int g = gc.value;
         const __m256i l = load256(ql + 64 * h + 32 * (g % 2));
         const __m256i hb = load256(qh + 32 * h);
         const __m256i low =
@@ -606,6 +636,16 @@ struct IQ4XS {
   }
 };
 
+// Asks for the weight bytes kPrefetchBytes ahead of the rows about to be read
+// (rows are contiguous): keeps more DRAM requests in flight than the hardware
+// prefetcher alone while the kernel computes (decode reads each weight once).
+constexpr int kPrefetchBytes = 4096;
+POCKET_INLINE void prefetch_ahead(const uint8_t* row, uint64_t row_bytes) {
+  const uint8_t* p = row + kPrefetchBytes;
+  for (uint64_t off = 0; off < row_bytes; off += 64)
+    _mm_prefetch(reinterpret_cast<const char*>(p + off), _MM_HINT_T0);
+}
+
 // One weight row against up to four activation rows at a time.
 template <class K>
 void integer_block(TensorType, const uint8_t* w, uint64_t w_row_bytes, int64_t n_out,
@@ -614,6 +654,7 @@ void integer_block(TensorType, const uint8_t* w, uint64_t w_row_bytes, int64_t n
   const ActLayout L = act_layout(K::kActType, n);
   for (int64_t o = 0; o < n_out; o++) {
     const uint8_t* wrow = w + uint64_t(o) * w_row_bytes;
+    prefetch_ahead(wrow, w_row_bytes);
     int64_t r = 0;
     ActRow rows[4];
     float out[4];
@@ -725,6 +766,7 @@ void float_block(TensorType, const uint8_t* w, uint64_t w_row_bytes, int64_t n_o
   const int64_t x_stride = int64_t(act_stride / 4);
   for (int64_t o = 0; o < n_out; o += kFloatRW) {
     const int rw = int(n_out - o < kFloatRW ? n_out - o : kFloatRW);
+    prefetch_ahead(w + uint64_t(o) * w_row_bytes, uint64_t(rw) * w_row_bytes);
     for (int64_t r = 0; r < n_act; r += kFloatRA) {
       const int ra = int(n_act - r < kFloatRA ? n_act - r : kFloatRA);
       tiles[rw - 1][ra - 1](w + uint64_t(o) * w_row_bytes, w_row_bytes, x + r * x_stride, x_stride,
