@@ -144,7 +144,9 @@ class Model {
   // state (KV rows, conv and recurrent state) and leaves the logits of the
   // positions that asked in ws. Checks the batch first (token ids, one segment
   // per sequence, room in every sequence) and throws pocket::Error before
-  // touching any state. Kernels come from kernels::ops().
+  // touching any state. Kernels come from kernels::ops(). (Past those checks
+  // nothing is expected to throw; if something did, the sequences' states
+  // would be partly updated and should be reset.)
   void forward(const Batch& batch, Workspace& ws) const;
 
  private:

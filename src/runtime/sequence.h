@@ -29,6 +29,9 @@ struct KvPoolOptions {
   uint64_t max_bytes = 0;    // limit on page memory; 0 = no limit
 };
 
+// Neither KvPool nor Sequence is thread-safe: one thread (the engine thread)
+// owns a pool and its sequences.
+
 // Pages of KV cache memory. One page holds page_tokens positions of K and V
 // for every attention layer of the model. Pages are reference-counted: a page
 // is returned to the free list when its last user lets go of it.
