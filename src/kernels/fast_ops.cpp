@@ -1,5 +1,6 @@
 #include "kernels/fast_ops.h"
 
+#include "kernels/fast_kernels.h"
 #include "kernels/matmul.h"
 
 namespace pocket::kernels {
@@ -33,7 +34,18 @@ Ops make_table(const char* name, decltype(Ops::matmul) matmul) {
 
 const Ops& ops_for_level(CpuLevel level) {
   static const Ops scalar = make_table("scalar", matmul_scalar);
-  static const Ops avx2 = make_table("avx2", matmul_avx2);
+  static const Ops avx2 = [] {
+    Ops t = make_table("avx2", matmul_avx2);
+    t.gated_delta_rule = avx2::gated_delta_rule;
+    t.attention = avx2::attention;
+    t.rmsnorm = avx2::rmsnorm;
+    t.l2norm = avx2::l2norm;
+    t.silu = avx2::silu;
+    t.sigmoid = avx2::sigmoid;
+    t.swiglu = avx2::swiglu;
+    t.conv1d_silu = avx2::conv1d_silu;
+    return t;
+  }();
   return table_level(level) == CpuLevel::kAvx2 ? avx2 : scalar;
 }
 

@@ -1,0 +1,223 @@
+// The fast sequence kernels (gated delta rule, attention) against the
+// reference on random inputs: awkward head sizes, several tokens, carried
+// state, paged f32 and f16 caches, and more threads than heads.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "kernels/fast_kernels.h"
+#include "kernels/fast_ops.h"
+#include "util/fp16.h"
+#include "util/thread_pool.h"
+
+namespace pocket::kernels {
+namespace {
+
+std::vector<float> randn(size_t n, std::mt19937& rng, float scale = 1.0f) {
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+void expect_close(const std::vector<float>& got, const std::vector<float>& want, float tol,
+                  const char* what) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); i++)
+    ASSERT_NEAR(got[i], want[i], tol * (1.0f + std::fabs(want[i]))) << what << " at " << i;
+}
+
+class ThreadCount {
+ public:
+  explicit ThreadCount(int n) : saved_(thread_count()) { set_thread_count(n); }
+  ~ThreadCount() { set_thread_count(saved_); }
+
+ private:
+  int saved_;
+};
+
+bool has_avx2() {
+  return machine_cpu_level() >= CpuLevel::kAvx2;
+}
+
+TEST(FastDeltaRule, MatchesReference) {
+  if (!has_avx2()) GTEST_SKIP() << "no AVX2";
+  std::mt19937 rng(11);
+  struct Case {
+    DeltaNetShape s;
+    int64_t tokens;
+  };
+  const Case cases[] = {{{2, 4, 5, 8}, 3},     {{1, 3, 16, 24}, 7}, {{2, 4, 32, 40}, 2},
+                        {{4, 4, 128, 128}, 1}, {{2, 6, 16, 64}, 5}, {{16, 16, 128, 128}, 2}};
+  for (int threads : {1, 3}) {
+    ThreadCount tc(threads);
+    for (const Case& c : cases) {
+      const DeltaNetShape& s = c.s;
+      const int64_t T = c.tokens, qk_stride = s.n_k * s.d_k + 3, v_stride = s.n_v * s.d_v + 5;
+      const int64_t gb_stride = s.n_v + 1, out_stride = s.n_v * s.d_v + 2;
+      std::vector<float> q = randn(size_t(T * qk_stride), rng, 0.1f);
+      std::vector<float> k = randn(size_t(T * qk_stride), rng);
+      for (int64_t t = 0; t < T; t++)  // unit-norm keys, as after the L2 norm
+        for (int64_t h = 0; h < s.n_k; h++) {
+          float* kh = &k[size_t(t * qk_stride + h * s.d_k)];
+          double ss = 0;
+          for (int64_t i = 0; i < s.d_k; i++) ss += double(kh[i]) * kh[i];
+          for (int64_t i = 0; i < s.d_k; i++) kh[i] = float(kh[i] / std::sqrt(ss));
+        }
+      const std::vector<float> v = randn(size_t(T * v_stride), rng);
+      std::vector<float> g(size_t(T * gb_stride)), beta(size_t(T * gb_stride));
+      std::uniform_real_distribution<float> gd(-2.0f, -0.01f), bd(0.05f, 0.95f);
+      for (float& x : g) x = gd(rng);
+      for (float& x : beta) x = bd(rng);
+      const std::vector<float> state0 = randn(size_t(s.n_v * s.d_k * s.d_v), rng, 0.3f);
+
+      std::vector<float> ref_state = state0, fast_state = state0;
+      std::vector<float> ref_out(size_t(T * out_stride), 0.0f), fast_out(ref_out);
+      reference_ops().gated_delta_rule(s, T, q.data(), k.data(), qk_stride, v.data(), v_stride,
+                                       g.data(), beta.data(), gb_stride, ref_state.data(),
+                                       ref_out.data(), out_stride);
+      avx2::gated_delta_rule(s, T, q.data(), k.data(), qk_stride, v.data(), v_stride, g.data(),
+                             beta.data(), gb_stride, fast_state.data(), fast_out.data(),
+                             out_stride);
+      expect_close(fast_out, ref_out, 2e-5f, "out");
+      expect_close(fast_state, ref_state, 2e-5f, "state");
+      if (HasFatalFailure()) return;
+    }
+  }
+}
+
+struct Cache {
+  KvType type;
+  int64_t row_elems, page_tokens;
+  std::vector<std::vector<uint8_t>> pages;
+  std::vector<uint8_t*> ptrs;
+  KvView view() const {
+    KvView kv;
+    kv.type = type;
+    kv.row_elems = row_elems;
+    kv.page_tokens = page_tokens;
+    kv.pages = ptrs.data();
+    kv.k_offset = 0;
+    kv.v_offset = uint64_t(page_tokens) * kv.row_bytes();
+    return kv;
+  }
+};
+
+Cache make_cache(KvType type, int64_t row_elems, int64_t page_tokens, int64_t n_pos) {
+  Cache c{type, row_elems, page_tokens, {}, {}};
+  const int64_t n_pages = (n_pos + page_tokens - 1) / page_tokens;
+  for (int64_t p = 0; p < n_pages; p++)
+    c.pages.emplace_back(size_t(2 * page_tokens * row_elems * int64_t(kv_type_size(type))));
+  for (auto& p : c.pages) c.ptrs.push_back(p.data());
+  return c;
+}
+
+TEST(FastAttention, MatchesReferenceOnPagedCaches) {
+  if (!has_avx2()) GTEST_SKIP() << "no AVX2";
+  std::mt19937 rng(12);
+  struct Case {
+    int64_t n_head, n_kv, D, pos0, tokens, page;
+  };
+  const Case cases[] = {{8, 2, 256, 0, 5, 32}, {8, 2, 256, 37, 1, 32}, {3, 1, 8, 4, 6, 4},
+                        {4, 4, 24, 9, 3, 5},   {2, 1, 64, 0, 1, 1},    {8, 2, 256, 100, 17, 16}};
+  for (int threads : {1, 3}) {
+    ThreadCount tc(threads);
+    for (KvType type : {KvType::F32, KvType::F16}) {
+      for (const Case& c : cases) {
+        const AttentionShape s{c.n_head, c.n_kv, c.D, 1.0f / std::sqrt(float(c.D))};
+        const int64_t n_pos = c.pos0 + c.tokens, row = c.n_kv * c.D;
+        Cache cache = make_cache(type, row, c.page, n_pos);
+        const KvView kv = cache.view();
+        const std::vector<float> kk = randn(size_t(n_pos * row), rng),
+                                 vv = randn(size_t(n_pos * row), rng);
+        for (int64_t p = 0; p < n_pos; p++)
+          reference_ops().kv_store(kv, p, &kk[size_t(p * row)], &vv[size_t(p * row)]);
+        const int64_t q_stride = c.n_head * c.D + 4, out_stride = c.n_head * c.D + 1;
+        const std::vector<float> q = randn(size_t(c.tokens * q_stride), rng);
+        std::vector<float> ref(size_t(c.tokens * out_stride), 0.0f), fast(ref);
+        reference_ops().attention(s, q.data(), q_stride, c.tokens, c.pos0, kv, ref.data(),
+                                  out_stride);
+        avx2::attention(s, q.data(), q_stride, c.tokens, c.pos0, kv, fast.data(), out_stride);
+        expect_close(fast, ref, 2e-5f, "attention");
+        if (HasFatalFailure()) return;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace pocket::kernels
+
+namespace pocket::kernels {
+namespace {
+
+TEST(FastElementwise, NormsAndActivationsMatchReference) {
+  if (machine_cpu_level() < CpuLevel::kAvx2) GTEST_SKIP() << "no AVX2";
+  std::mt19937 rng(13);
+  const Ops& ref = reference_ops();
+  for (int64_t n : {1, 7, 8, 9, 64, 100, 1024, 3584}) {
+    std::vector<float> x = randn(size_t(n), rng, 3.0f), w = randn(size_t(n), rng);
+    x[0] = 95.0f;  // e^-x underflows, e^x overflows: the limits must come out right
+    if (n > 1) x[1] = -95.0f;
+    std::vector<float> a(static_cast<size_t>(n)), b(a.size());
+    ref.rmsnorm(x.data(), w.data(), n, 1e-6f, a.data());
+    avx2::rmsnorm(x.data(), w.data(), n, 1e-6f, b.data());
+    expect_close(b, a, 1e-6f, "rmsnorm");
+    ref.rmsnorm(x.data(), nullptr, n, 1e-6f, a.data());
+    avx2::rmsnorm(x.data(), nullptr, n, 1e-6f, b.data());
+    expect_close(b, a, 1e-6f, "rmsnorm without weight");
+    b = x;  // in place, as the model calls it
+    avx2::rmsnorm(b.data(), w.data(), n, 1e-6f, b.data());
+    ref.rmsnorm(x.data(), w.data(), n, 1e-6f, a.data());
+    expect_close(b, a, 1e-6f, "rmsnorm in place");
+    a = x, b = x;
+    ref.l2norm(a.data(), n, 1e-6f);
+    avx2::l2norm(b.data(), n, 1e-6f);
+    expect_close(b, a, 1e-6f, "l2norm");
+    a = x, b = x;
+    ref.silu(a.data(), n);
+    avx2::silu(b.data(), n);
+    expect_close(b, a, 1e-6f, "silu");
+    a = x, b = x;
+    ref.sigmoid(a.data(), n);
+    avx2::sigmoid(b.data(), n);
+    expect_close(b, a, 1e-6f, "sigmoid");
+    ref.swiglu(x.data(), w.data(), a.data(), n);
+    avx2::swiglu(x.data(), w.data(), b.data(), n);
+    expect_close(b, a, 1e-6f, "swiglu");
+    if (HasFatalFailure()) return;
+  }
+  std::vector<float> zero(16, 0.0f);
+  avx2::l2norm(zero.data(), 16, 1e-6f);
+  for (float v : zero) EXPECT_EQ(v, 0.0f);
+}
+
+TEST(FastElementwise, ConvCarriesStateLikeReference) {
+  if (machine_cpu_level() < CpuLevel::kAvx2) GTEST_SKIP() << "no AVX2";
+  std::mt19937 rng(14);
+  for (int64_t channels : {8, 24, 6144}) {
+    for (int64_t kernel : {2, 4}) {
+      const int64_t x_stride = channels + 3, out_stride = channels + 1;
+      const std::vector<float> w = randn(size_t(channels * kernel), rng);
+      std::vector<float> ref_state = randn(size_t((kernel - 1) * channels), rng),
+                         fast_state = ref_state;
+      // Segments of 1, 2 (shorter than the history) and 6 tokens, state carried between them.
+      for (int64_t T : {1, 2, 6, 1}) {
+        const std::vector<float> x = randn(size_t(T * x_stride), rng);
+        std::vector<float> a(size_t(T * out_stride), 0.0f), b(a);
+        reference_ops().conv1d_silu(T, channels, kernel, x.data(), x_stride, w.data(),
+                                    ref_state.data(), a.data(), out_stride);
+        avx2::conv1d_silu(T, channels, kernel, x.data(), x_stride, w.data(), fast_state.data(),
+                          b.data(), out_stride);
+        expect_close(b, a, 1e-6f, "conv out");
+        expect_close(fast_state, ref_state, 0.0f, "conv state");
+        if (HasFatalFailure()) return;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace pocket::kernels
