@@ -89,7 +89,7 @@ void run_matmul(CpuLevel level, const Mat& w, const float* x, int64_t n_rows, in
   };
   const int64_t macs = w.n_out * n * n_rows;
   if (threaded && macs >= kMinParallelMacs)
-    parallel_for(w.n_out, weight_rows, kRowGrain);
+    parallel_for_chunked(w.n_out, weight_rows, kRowGrain);
   else
     weight_rows(0, w.n_out);
 }

@@ -14,17 +14,18 @@ namespace {
 
 // Every index of [0, n) is visited exactly once, in ranges that are whole
 // grains (except the last).
-void check_coverage(int64_t n, int64_t grain) {
+void check_coverage(int64_t n, int64_t grain, bool chunked = false) {
   std::vector<std::atomic<int>> hits(size_t(n > 0 ? n : 0));
   for (auto& h : hits) h.store(0);
   std::atomic<int> bad_ranges{0};
-  parallel_for(
-      n,
-      [&](int64_t begin, int64_t end) {
-        if (begin >= end || begin % grain != 0 || (end % grain != 0 && end != n)) bad_ranges++;
-        for (int64_t i = begin; i < end; i++) hits[size_t(i)]++;
-      },
-      grain);
+  auto visit = [&](int64_t begin, int64_t end) {
+    if (begin >= end || begin % grain != 0 || (end % grain != 0 && end != n)) bad_ranges++;
+    for (int64_t i = begin; i < end; i++) hits[size_t(i)]++;
+  };
+  if (chunked)
+    parallel_for_chunked(n, visit, grain, 4);
+  else
+    parallel_for(n, visit, grain);
   EXPECT_EQ(bad_ranges.load(), 0) << "n=" << n << " grain=" << grain;
   for (int64_t i = 0; i < n; i++) ASSERT_EQ(hits[size_t(i)].load(), 1) << "n=" << n << " i=" << i;
 }
@@ -35,7 +36,10 @@ TEST(ThreadPool, EveryIndexExactlyOnceForManySizesAndGrains) {
     set_thread_count(threads);
     ASSERT_EQ(thread_count(), threads);
     for (int64_t n : {0, 1, 2, 3, 5, 16, 17, 100, 1000, 4099})
-      for (int64_t grain : {1, 4, 16, 1000}) check_coverage(n, grain);
+      for (int64_t grain : {1, 4, 16, 1000}) {
+        check_coverage(n, grain);
+        check_coverage(n, grain, /*chunked=*/true);
+      }
   }
   set_thread_count(saved);
 }

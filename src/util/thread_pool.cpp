@@ -242,4 +242,26 @@ void parallel_for(int64_t n, FunctionRef<void(int64_t, int64_t)> fn, int64_t gra
   });
 }
 
+void parallel_for_chunked(int64_t n, FunctionRef<void(int64_t, int64_t)> fn, int64_t grain,
+                          int chunks_per_thread) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(1, grain);
+  const int64_t n_grains = (n + grain - 1) / grain;
+  ThreadPool& pool = thread_pool();
+  if (n_grains <= 1 || pool.size() == 1 || ThreadPool::in_task()) {
+    fn(0, n);
+    return;
+  }
+  const int64_t n_chunks =
+      std::min<int64_t>(n_grains, int64_t(pool.size()) * std::max(1, chunks_per_thread));
+  std::atomic<int64_t> next{0};
+  pool.run([&](int, int) {
+    for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < n_chunks;) {
+      const int64_t begin = std::min(n, n_grains * c / n_chunks * grain);
+      const int64_t end = std::min(n, n_grains * (c + 1) / n_chunks * grain);
+      if (begin < end) fn(begin, end);
+    }
+  });
+}
+
 }  // namespace pocket

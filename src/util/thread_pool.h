@@ -95,4 +95,12 @@ int thread_count();
 // range. Runs inline when n is at most one grain.
 void parallel_for(int64_t n, FunctionRef<void(int64_t, int64_t)> fn, int64_t grain = 1);
 
+// Like parallel_for, but [0, n) is cut into about chunks_per_thread chunks per
+// thread (each a multiple of `grain`, in order) that the threads claim one at a
+// time: a thread that is slowed down (another process took its core) leaves
+// its chunks to the others instead of holding everyone up. The chunks do not
+// depend on timing, only which thread runs each one.
+void parallel_for_chunked(int64_t n, FunctionRef<void(int64_t, int64_t)> fn, int64_t grain = 1,
+                          int chunks_per_thread = 4);
+
 }  // namespace pocket
