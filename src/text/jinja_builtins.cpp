@@ -142,7 +142,7 @@ Value f_attr(Renderer&, const Value& in, CallArgs& args) {
   bool found = false;
   Value method = get_method(in, name, &found);
   if (found) return method;
-  return Value::undefined("'" + in.type_name() + " object' has no attribute '" + name + "'");
+  return Value::undefined(str("'", in.type_name(), " object' has no attribute '", name, "'"));
 }
 
 Value f_batch(Renderer& r, const Value& in, CallArgs& args) {

@@ -883,8 +883,7 @@ Value Renderer::getattr(const Value& obj, std::string_view name) {
     }
     default: break;
   }
-  return Value::undefined("'" + object_description(obj) + "' has no attribute '" +
-                          std::string(name) + "'");
+  return Value::undefined(str("'", object_description(obj), "' has no attribute '", name, "'"));
 }
 
 Value Renderer::getitem(const Value& obj, const Value& key) {
