@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 PKGS=(cmake ninja-build g++ clang libclang-rt-14-dev libgtest-dev libgmock-dev libbenchmark-dev
       nlohmann-json3-dev libicu-dev libpcre2-dev libcpp-httplib-dev libsqlite3-dev
-      libtomlplusplus-dev prometheus
+      libtomlplusplus-dev prometheus libhiredis-dev redis-server libssl-dev
       python3-torch python3-jinja2 libopenblas0-pthread)
 missing=()
 for p in "${PKGS[@]}"; do

@@ -14,5 +14,8 @@ int cmd_template(int argc, char** argv);
 int cmd_run(int argc, char** argv);
 int cmd_serve(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
+int cmd_gateway(int argc, char** argv);
+int cmd_keys(int argc, char** argv);
+int cmd_usage(int argc, char** argv);
 
 }  // namespace pocket::cli

@@ -18,6 +18,9 @@ struct Command {
 const Command kCommands[] = {
     {"run", pocket::cli::cmd_run, "generate text from a model (-m FILE -p TEXT)"},
     {"serve", pocket::cli::cmd_serve, "OpenAI-compatible HTTP server with continuous batching"},
+    {"gateway", pocket::cli::cmd_gateway, "API gateway: keys, routing, limits, usage and costs (--config FILE)"},
+    {"keys", pocket::cli::cmd_keys, "gateway API keys: create, list, update, revoke (--db FILE)"},
+    {"usage", pocket::cli::cmd_usage, "gateway usage ledger and costs (--db FILE)"},
     {"bench", pocket::cli::cmd_bench, "prompt/generation speed, memory bandwidth, matmul kernels"},
     {"info", pocket::cli::cmd_info, "describe a GGUF file: metadata, tensors, memory needs"},
     {"make-model", pocket::cli::cmd_make_model, "write a random-weight Qwen3.5 model"},
