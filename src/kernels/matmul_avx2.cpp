@@ -17,7 +17,9 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <utility>
 
 #include "kernels/act_layout.h"
@@ -25,8 +27,12 @@
 #include "quant/blocks.h"
 #include "util/fp16.h"
 
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
+#endif
 
 namespace pocket::kernels::avx2 {
 
@@ -300,6 +306,7 @@ struct IQ4_NLWeights {
 
 template <class W>
 struct WithQ8_0 {
+  using Weights = W;
   static constexpr TensorType kActType = TensorType::Q8_0;
   template <int RA>
   static void dot(const uint8_t* w, const ActRow* a, int64_t n, float* out) {
@@ -337,6 +344,7 @@ struct Q5_1Weights {
 
 template <class W>
 struct WithQ8_1 {
+  using Weights = W;
   static constexpr TensorType kActType = TensorType::Q8_1;
   template <int RA>
   static void dot(const uint8_t* w, const ActRow* a, int64_t n, float* out) {
@@ -636,6 +644,397 @@ struct IQ4XS {
   }
 };
 
+// ---------------------------------------------------------------------------
+// Prefill path for the K-quants (many activation rows per call).
+//
+// A weight row is first unpacked into a small buffer (it stays in L1): its
+// quants as unsigned bytes in element order, one 16 x i16 scale vector per 32
+// elements (the scale of the low 16 elements in lanes 0-7, of the high 16 in
+// lanes 8-15), and per super-block the floats D and M and 16 i16 coefficients
+// C of the activation's 16-element sums, such that the block pair's value is
+//
+//   dy * (D * sum_g madd(maddubs(u_g, a_g), sc_g)  -  M * sum_k C_k * bsums_k)
+//
+// Q4_K/Q5_K: D = d, M = dmin, C_k = min of sub-block k/2.
+// Q2_K:      D = d, M = dmin, C_k = min code k.
+// Q6_K:      D = M = d, C_k = 32 * scale_k (u = n + 32).
+// Q3_K:      D = M = d, C_k = 4 * scale_k (u = n + 4).
+// Every activation row of the chunk then runs a kernel without any bit
+// unpacking: the decoding is paid once per weight row and chunk, not once per
+// four activation rows.
+
+struct UnpackedRow {
+  uint8_t* u;     // n quants
+  int16_t* sc;    // n / 32 vectors of 16
+  int16_t* coef;  // n / 256 vectors of 16
+  float* d;       // n / 256
+  float* m;       // n / 256
+};
+
+// Storage for unpacked row `index` (< 8) of n elements, owned by the calling thread.
+UnpackedRow unpacked_row(int64_t n, int index) {
+  thread_local uint8_t* buffers[8] = {};
+  thread_local int64_t capacity[8] = {};
+  const int64_t nb = n / 256;
+  const int64_t bytes = (n + n + nb * 32 + nb * 8 + 63) / 64 * 64;
+  uint8_t*& storage = buffers[index];
+  if (capacity[index] < bytes) {
+    std::free(storage);
+    storage = static_cast<uint8_t*>(std::aligned_alloc(64, size_t(bytes)));
+    capacity[index] = bytes;
+  }
+  UnpackedRow r;
+  r.u = storage;
+  r.sc = reinterpret_cast<int16_t*>(storage + n);
+  r.coef = reinterpret_cast<int16_t*>(storage + 2 * n);
+  r.d = reinterpret_cast<float*>(storage + 2 * n + nb * 32);
+  r.m = r.d + nb;
+  return r;
+}
+
+POCKET_INLINE void store256(void* p, __m256i v) {
+  _mm256_store_si256(static_cast<__m256i*>(p), v);
+}
+
+// Q4_K / Q5_K: eight sub-blocks of 32, one scale each.
+template <bool kFiveBits>
+void unpack_q45_k(const uint8_t* row, int64_t nb, const UnpackedRow& out) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  for (int64_t b = 0; b < nb; b++) {
+    const uint8_t* blk = row + b * (kFiveBits ? 176 : 144);
+    out.d[b] = f16_at(blk);
+    out.m[b] = f16_at(blk + 2);
+    uint64_t sc, mn;
+    k4_scales_and_mins(blk + 4, &sc, &mn);
+    const __m256i scales =
+        _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(int64_t(sc))));
+    const __m256i mins =
+        _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(int64_t(mn))));
+    // C_k = min of sub-block k / 2: element k of [m0 m0 m1 m1 ... m7 m7].
+    const __m256i dup = _mm256_setr_epi8(0, 1, 0, 1, 2, 3, 2, 3, 4, 5, 4, 5, 6, 7, 6, 7, 8, 9, 8, 9,
+                                         10, 11, 10, 11, 12, 13, 12, 13, 14, 15, 14, 15);
+    store256(out.coef + 16 * b, _mm256_shuffle_epi8(mins, dup));
+    const uint8_t* qs = blk + (kFiveBits ? 48 : 16);
+    const __m256i qh = kFiveBits ? load256(blk + 16) : _mm256_setzero_si256();
+    for (int k = 0; k < 4; k++) {
+      const __m256i q = load256(qs + 32 * k);
+      __m256i lo = _mm256_and_si256(q, m4);
+      __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+      if constexpr (kFiveBits) {
+        const __m256i bit_lo = _mm256_set1_epi8(char(1 << (2 * k)));
+        const __m256i bit_hi = _mm256_set1_epi8(char(2 << (2 * k)));
+        const __m256i five = _mm256_set1_epi8(0x10);
+        lo = _mm256_or_si256(
+            lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit_lo), bit_lo), five));
+        hi = _mm256_or_si256(
+            hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit_hi), bit_hi), five));
+      }
+      store256(out.u + 256 * b + 64 * k, lo);
+      store256(out.u + 256 * b + 64 * k + 32, hi);
+      store256(out.sc + 16 * (8 * b + 2 * k), _mm256_shuffle_epi8(scales, word_mask(2 * k)));
+      store256(out.sc + 16 * (8 * b + 2 * k + 1),
+               _mm256_shuffle_epi8(scales, word_mask(2 * k + 1)));
+    }
+  }
+}
+
+// Q2_K / Q3_K / Q6_K: sixteen sub-blocks of 16. group(blk, h, gc) gives the
+// unsigned quants of group g of half h, as in the direct kernels.
+template <class Group>
+void unpack_sixteen(const uint8_t* blk, int64_t b, __m256i scales16, __m256i coef16, float d,
+                    float m, const UnpackedRow& out, Group group) {
+  out.d[b] = d;
+  out.m[b] = m;
+  store256(out.coef + 16 * b, coef16);
+  for (int h = 0; h < 2; h++) {
+    const __m128i half_scales =
+        h == 0 ? _mm256_castsi256_si128(scales16) : _mm256_extracti128_si256(scales16, 1);
+    const __m256i sc = _mm256_broadcastsi128_si256(half_scales);
+    unroll<4>([&](auto gc) POCKET_LAMBDA_INLINE {
+      constexpr int g = gc.value;
+      store256(out.u + 256 * b + 128 * h + 32 * g, group(h, gc));
+      store256(out.sc + 16 * (8 * b + 4 * h + g), _mm256_shuffle_epi8(sc, word_pair_mask(g)));
+    });
+  }
+}
+
+void unpack_q6_k(const uint8_t* row, int64_t nb, const UnpackedRow& out) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x30);
+  for (int64_t b = 0; b < nb; b++) {
+    const uint8_t* blk = row + b * 210;
+    const __m256i scales = _mm256_cvtepi8_epi16(load128(blk + 192));
+    const float d = f16_at(blk + 208);
+    unpack_sixteen(blk, b, scales, _mm256_slli_epi16(scales, 5), d, d, out,
+                   [&](int h, auto gc) POCKET_LAMBDA_INLINE {
+                     constexpr int g = gc.value;
+                     const __m256i l = load256(blk + 64 * h + 32 * (g % 2));
+                     const __m256i hb = load256(blk + 128 + 32 * h);
+                     const __m256i low = g < 2 ? _mm256_and_si256(l, m4)
+                                               : _mm256_and_si256(_mm256_srli_epi16(l, 4), m4);
+                     __m256i high;
+                     if constexpr (g == 0)
+                       high = _mm256_slli_epi16(hb, 4);
+                     else if constexpr (g == 1)
+                       high = _mm256_slli_epi16(hb, 2);
+                     else if constexpr (g == 2)
+                       high = hb;
+                     else
+                       high = _mm256_srli_epi16(hb, 2);
+                     return _mm256_or_si256(low, _mm256_and_si256(high, m2));
+                   });
+  }
+}
+
+void unpack_q3_k(const uint8_t* row, int64_t nb, const UnpackedRow& out) {
+  for (int64_t b = 0; b < nb; b++) {
+    const uint8_t* blk = row + b * 110;
+    const __m256i scales = q3_k_scales(blk + 96);
+    const __m256i hmask = load256(blk);
+    const float d = f16_at(blk + 108);
+    unpack_sixteen(blk, b, scales, _mm256_slli_epi16(scales, 2), d, d, out,
+                   [&](int h, auto gc) POCKET_LAMBDA_INLINE {
+                     constexpr int g = gc.value;
+                     const __m256i q = load256(blk + 32 + 32 * h);
+                     const __m256i hm = h == 0 ? hmask : _mm256_srli_epi16(hmask, 4);
+                     const __m256i low =
+                         _mm256_and_si256(_mm256_srli_epi16(q, 2 * g), _mm256_set1_epi8(3));
+                     return _mm256_or_si256(low, move_bit<g, 2>(hm));
+                   });
+  }
+}
+
+void unpack_q2_k(const uint8_t* row, int64_t nb, const UnpackedRow& out) {
+  for (int64_t b = 0; b < nb; b++) {
+    const uint8_t* blk = row + b * 84;
+    const __m128i raw = load128(blk);
+    const __m256i scales = _mm256_cvtepu8_epi16(_mm_and_si128(raw, _mm_set1_epi8(0x0F)));
+    const __m256i mins =
+        _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0x0F)));
+    unpack_sixteen(blk, b, scales, mins, f16_at(blk + 80), f16_at(blk + 82), out,
+                   [&](int h, auto gc) POCKET_LAMBDA_INLINE {
+                     const __m256i q = load256(blk + 16 + 32 * h);
+                     return _mm256_and_si256(_mm256_srli_epi16(q, 2 * gc.value),
+                                             _mm256_set1_epi8(3));
+                   });
+  }
+}
+
+// The value of the unpacked row against RA activation rows.
+template <int RA>
+void unpacked_dot(const UnpackedRow& w, const ActRow* a, int64_t nb, float* out) {
+  __m256 acc[RA];
+  for (int r = 0; r < RA; r++) acc[r] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; b++) {
+    __m256i sumi[RA];
+    for (int r = 0; r < RA; r++) sumi[r] = _mm256_setzero_si256();
+#pragma GCC unroll 2
+    for (int g = 0; g < 8; g++) {
+      const __m256i u = _mm256_load_si256(reinterpret_cast<const __m256i*>(w.u + 256 * b + 32 * g));
+      const __m256i sc =
+          _mm256_load_si256(reinterpret_cast<const __m256i*>(w.sc + 16 * (8 * b + g)));
+      for (int r = 0; r < RA; r++)
+        sumi[r] =
+            _mm256_add_epi32(sumi[r], dot_u8s8_scaled(u, load256(a[r].qs + 256 * b + 32 * g), sc));
+    }
+    const __m256i coef = _mm256_load_si256(reinterpret_cast<const __m256i*>(w.coef + 16 * b));
+    const __m256 d = _mm256_set1_ps(w.d[b]), m = _mm256_set1_ps(w.m[b]);
+    for (int r = 0; r < RA; r++) {
+      const __m256i corr = _mm256_madd_epi16(coef, load256(a[r].bsums + 16 * b));
+      const __m256 t = _mm256_fnmadd_ps(m, _mm256_cvtepi32_ps(corr),
+                                        _mm256_mul_ps(d, _mm256_cvtepi32_ps(sumi[r])));
+      acc[r] = _mm256_fmadd_ps(t, _mm256_broadcast_ss(a[r].d + b), acc[r]);
+    }
+  }
+  for (int r = 0; r < RA; r++) out[r] = hsum(acc[r]);
+}
+
+constexpr int kUnpackedRA = 4;
+// Activation rows from which unpacking a weight row pays off.
+constexpr int64_t kUnpackMinRows = 8;
+
+// Weight rows per block: the block's (unpacked) rows stay in L1 while every
+// group of activation rows passes over all of them, so each activation row is
+// read from L2 once per block instead of once per weight row.
+POCKET_INLINE int64_t weight_block_rows(uint64_t bytes_per_row) {
+  const int64_t rows = int64_t(16384 / (bytes_per_row ? bytes_per_row : 1));
+  return rows < 1 ? 1 : (rows > 8 ? 8 : rows);
+}
+
+template <void (*Unpack)(const uint8_t*, int64_t, const UnpackedRow&)>
+void unpacked_block(const uint8_t* w, uint64_t w_row_bytes, int64_t n_out, const uint8_t* act,
+                    uint64_t act_stride, int64_t n_act, int64_t n, float* y, int64_t y_stride) {
+  const ActLayout L = act_layout(TensorType::Q8_K, n);
+  const int64_t nb = n / 256;
+  const int64_t block = weight_block_rows(uint64_t(2 * n));
+  UnpackedRow u[8];
+  for (int64_t i = 0; i < block; i++) u[i] = unpacked_row(n, int(i));
+  ActRow rows[4];
+  float out[4];
+  for (int64_t o0 = 0; o0 < n_out; o0 += block) {
+    const int64_t nw = n_out - o0 < block ? n_out - o0 : block;
+    for (int64_t i = 0; i < nw; i++) Unpack(w + uint64_t(o0 + i) * w_row_bytes, nb, u[i]);
+    for (int64_t r = 0; r < n_act; r += 4) {
+      const int count = int(n_act - r < 4 ? n_act - r : 4);
+      for (int i = 0; i < count; i++) rows[i] = act_row(act + uint64_t(r + i) * act_stride, L);
+      for (int64_t i = 0; i < nw; i++) {
+        if (count == 4) {
+          unpacked_dot<4>(u[i], rows, nb, out);
+        } else {
+          for (int j = 0; j < count; j++) unpacked_dot<1>(u[i], rows + j, nb, out + j);
+        }
+        for (int j = 0; j < count; j++) y[(r + j) * y_stride + o0 + i] = out[j];
+      }
+    }
+  }
+}
+
+// The same for the 32-element formats (Q8_0, Q4_0, Q5_0, IQ4_NL with Q8_0
+// activations; Q4_1, Q5_1 with Q8_1): a weight row unpacks to its 32-quant
+// vectors (and their absolute values for the sign trick) and its f32 block
+// scales, and the per-block factor dw * da of a group of activation rows is
+// computed eight blocks per instruction instead of once per block and row.
+
+struct Unpacked32Row {
+  int8_t* q;       // n quants (signed; unsigned for the Q8_1 formats)
+  uint8_t* q_abs;  // n: |q| (signed formats)
+  float* d;        // n / 32
+  float* m;        // n / 32: Q8_1 formats' block minimum
+};
+
+Unpacked32Row unpacked32_row(int64_t n, int index) {
+  thread_local uint8_t* buffers[8] = {};
+  thread_local int64_t capacity[8] = {};
+  const int64_t bytes = (2 * n + 2 * (n / 32) * 4 + 63) / 64 * 64;
+  uint8_t*& storage = buffers[index];
+  if (capacity[index] < bytes) {
+    std::free(storage);
+    storage = static_cast<uint8_t*>(std::aligned_alloc(64, size_t(bytes)));
+    capacity[index] = bytes;
+  }
+  Unpacked32Row r;
+  r.q = reinterpret_cast<int8_t*>(storage);
+  r.q_abs = storage + n;
+  r.d = reinterpret_cast<float*>(storage + 2 * n);
+  r.m = r.d + n / 32;
+  return r;
+}
+
+template <class W, bool kWithMin>
+void unpack32(const uint8_t* row, int64_t nb, const Unpacked32Row& out) {
+  for (int64_t b = 0; b < nb; b++) {
+    const uint8_t* blk = row + b * W::kBytes;
+    const __m256i q = W::decode(blk);
+    store256(out.q + 32 * b, q);
+    if constexpr (kWithMin) {
+      out.m[b] = f16_at(blk + 2);
+    } else {
+      store256(out.q_abs + 32 * b, _mm256_sign_epi8(q, q));
+    }
+    out.d[b] = f16_at(blk);
+  }
+}
+
+// Per-block factors dw[b] * da_r[b] for the rows of a group, 8 blocks at a time.
+POCKET_INLINE void block_factors(const float* dw, const float* da, int64_t nb, float* out) {
+  int64_t b = 0;
+  for (; b + 8 <= nb; b += 8)
+    _mm256_store_ps(out + b, _mm256_mul_ps(_mm256_loadu_ps(dw + b), _mm256_loadu_ps(da + b)));
+  for (; b < nb; b++) out[b] = dw[b] * da[b];
+}
+
+// f: per-row scratch of at least RA * stride floats (stride a multiple of 8).
+template <int RA, bool kWithMin>
+void unpacked32_dot(const Unpacked32Row& w, const ActRow* a, int64_t nb, float* f, int64_t stride,
+                    float* out) {
+  for (int r = 0; r < RA; r++) block_factors(w.d, a[r].d, nb, f + r * stride);
+  __m256 acc[RA];
+  for (int r = 0; r < RA; r++) acc[r] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; b++) {
+    const __m256i q = _mm256_load_si256(reinterpret_cast<const __m256i*>(w.q + 32 * b));
+    if constexpr (kWithMin) {
+      for (int r = 0; r < RA; r++) {
+        const __m256i p = dot_u8s8(q, load256(a[r].qs + 32 * b));
+        acc[r] =
+            _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_broadcast_ss(f + r * stride + b), acc[r]);
+      }
+    } else {
+      const __m256i q_abs = _mm256_load_si256(reinterpret_cast<const __m256i*>(w.q_abs + 32 * b));
+      for (int r = 0; r < RA; r++) {
+        const __m256i p = dot_u8s8(q_abs, _mm256_sign_epi8(load256(a[r].qs + 32 * b), q));
+        acc[r] =
+            _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_broadcast_ss(f + r * stride + b), acc[r]);
+      }
+    }
+  }
+  for (int r = 0; r < RA; r++) {
+    float sum = hsum(acc[r]);
+    if constexpr (kWithMin) {  // + sum_b mw[b] * s[b]
+      __m256 mins = _mm256_setzero_ps();
+      int64_t b = 0;
+      for (; b + 8 <= nb; b += 8)
+        mins = _mm256_fmadd_ps(_mm256_loadu_ps(w.m + b), _mm256_loadu_ps(a[r].s + b), mins);
+      float tail = 0.0f;
+      for (; b < nb; b++) tail += w.m[b] * a[r].s[b];
+      sum += hsum(mins) + tail;
+    }
+    out[r] = sum;
+  }
+}
+
+template <class W, bool kWithMin>
+void unpacked32_block(const uint8_t* w, uint64_t w_row_bytes, int64_t n_out, const uint8_t* act,
+                      uint64_t act_stride, int64_t n_act, int64_t n, float* y, int64_t y_stride) {
+  const ActLayout L = act_layout(kWithMin ? TensorType::Q8_1 : TensorType::Q8_0, n);
+  const int64_t nb = n / 32;
+  const int64_t block = weight_block_rows(uint64_t(2 * n));
+  Unpacked32Row u[8];
+  for (int64_t i = 0; i < block; i++) u[i] = unpacked32_row(n, int(i));
+  const int64_t stride = (nb + 7) / 8 * 8;
+  thread_local std::unique_ptr<float[]> factors_storage;
+  thread_local int64_t factors_capacity = 0;
+  if (factors_capacity < 4 * stride + 8) {
+    factors_capacity = 4 * stride + 8;
+    factors_storage.reset(new float[size_t(factors_capacity)]);
+  }
+  float* factors = factors_storage.get();
+  while (reinterpret_cast<uintptr_t>(factors) % 32) factors++;
+  ActRow rows[4];
+  float out[4];
+  for (int64_t o0 = 0; o0 < n_out; o0 += block) {
+    const int64_t nw = n_out - o0 < block ? n_out - o0 : block;
+    for (int64_t i = 0; i < nw; i++)
+      unpack32<W, kWithMin>(w + uint64_t(o0 + i) * w_row_bytes, nb, u[i]);
+    for (int64_t r = 0; r < n_act; r += 4) {
+      const int count = int(n_act - r < 4 ? n_act - r : 4);
+      for (int i = 0; i < count; i++) rows[i] = act_row(act + uint64_t(r + i) * act_stride, L);
+      for (int64_t i = 0; i < nw; i++) {
+        if (count == 4) {
+          unpacked32_dot<4, kWithMin>(u[i], rows, nb, factors, stride, out);
+        } else {
+          for (int j = 0; j < count; j++)
+            unpacked32_dot<1, kWithMin>(u[i], rows + j, nb, factors, stride, out + j);
+        }
+        for (int j = 0; j < count; j++) y[(r + j) * y_stride + o0 + i] = out[j];
+      }
+    }
+  }
+}
+
+// The K-quants that take the unpacked path for many activation rows.
+using Unpacker = void (*)(const uint8_t*, int64_t, const UnpackedRow&);
+template <class K>
+constexpr Unpacker kUnpacker = nullptr;
+template <>
+constexpr Unpacker kUnpacker<Q45K<false>> = unpack_q45_k<false>;
+template <>
+constexpr Unpacker kUnpacker<Q45K<true>> = unpack_q45_k<true>;
+template <>
+constexpr Unpacker kUnpacker<Q2K> = unpack_q2_k;
+template <>
+constexpr Unpacker kUnpacker<Q3K> = unpack_q3_k;
+template <>
+constexpr Unpacker kUnpacker<Q6K> = unpack_q6_k;
+
 // Asks for the weight bytes kPrefetchBytes ahead of the rows about to be read
 // (rows are contiguous): keeps more DRAM requests in flight than the hardware
 // prefetcher alone while the kernel computes (decode reads each weight once).
@@ -651,34 +1050,45 @@ template <class K>
 void integer_block(TensorType, const uint8_t* w, uint64_t w_row_bytes, int64_t n_out,
                    const uint8_t* act, uint64_t act_stride, int64_t n_act, int64_t n, float* y,
                    int64_t y_stride) {
+  if constexpr (kUnpacker<K> != nullptr) {
+    if (n_act >= kUnpackMinRows)
+      return unpacked_block<kUnpacker<K>>(w, w_row_bytes, n_out, act, act_stride, n_act, n, y,
+                                          y_stride);
+  }
+  if constexpr (requires { typename K::Weights; }) {
+    if (n_act >= kUnpackMinRows)
+      return unpacked32_block<typename K::Weights, K::kActType == TensorType::Q8_1>(
+          w, w_row_bytes, n_out, act, act_stride, n_act, n, y, y_stride);
+  }
   const ActLayout L = act_layout(K::kActType, n);
-  for (int64_t o = 0; o < n_out; o++) {
-    const uint8_t* wrow = w + uint64_t(o) * w_row_bytes;
-    prefetch_ahead(wrow, w_row_bytes);
-    int64_t r = 0;
-    ActRow rows[4];
-    float out[4];
-    for (; r + 4 <= n_act; r += 4) {
-      for (int i = 0; i < 4; i++) rows[i] = act_row(act + uint64_t(r + i) * act_stride, L);
-      K::template dot<4>(wrow, rows, n, out);
-      for (int i = 0; i < 4; i++) y[(r + i) * y_stride + o] = out[i];
+  const int64_t block = weight_block_rows(w_row_bytes);
+  ActRow rows[4];
+  float out[4];
+  for (int64_t o0 = 0; o0 < n_out; o0 += block) {
+    const int64_t nw = n_out - o0 < block ? n_out - o0 : block;
+    prefetch_ahead(w + uint64_t(o0) * w_row_bytes, uint64_t(nw) * w_row_bytes);
+    for (int64_t r = 0; r < n_act; r += 4) {
+      const int count = int(n_act - r < 4 ? n_act - r : 4);
+      for (int i = 0; i < count; i++) rows[i] = act_row(act + uint64_t(r + i) * act_stride, L);
+      for (int64_t i = 0; i < nw; i++) {
+        const uint8_t* wrow = w + uint64_t(o0 + i) * w_row_bytes;
+        switch (count) {
+          case 4:
+            K::template dot<4>(wrow, rows, n, out);
+            break;
+          case 3:
+            K::template dot<3>(wrow, rows, n, out);
+            break;
+          case 2:
+            K::template dot<2>(wrow, rows, n, out);
+            break;
+          default:
+            K::template dot<1>(wrow, rows, n, out);
+            break;
+        }
+        for (int j = 0; j < count; j++) y[(r + j) * y_stride + o0 + i] = out[j];
+      }
     }
-    const int left = int(n_act - r);
-    for (int i = 0; i < left; i++) rows[i] = act_row(act + uint64_t(r + i) * act_stride, L);
-    switch (left) {
-      case 3:
-        K::template dot<3>(wrow, rows, n, out);
-        break;
-      case 2:
-        K::template dot<2>(wrow, rows, n, out);
-        break;
-      case 1:
-        K::template dot<1>(wrow, rows, n, out);
-        break;
-      default:
-        break;
-    }
-    for (int i = 0; i < left; i++) y[(r + i) * y_stride + o] = out[i];
   }
 }
 
@@ -834,4 +1244,8 @@ MatmulKernel kernel_for(TensorType weight_type) {
 
 }  // namespace pocket::kernels::avx2
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
