@@ -1174,13 +1174,20 @@ void float_block(TensorType, const uint8_t* w, uint64_t w_row_bytes, int64_t n_o
   (void)filled;
   const auto* x = reinterpret_cast<const float*>(act);
   const int64_t x_stride = int64_t(act_stride / 4);
-  for (int64_t o = 0; o < n_out; o += kFloatRW) {
-    const int rw = int(n_out - o < kFloatRW ? n_out - o : kFloatRW);
-    prefetch_ahead(w + uint64_t(o) * w_row_bytes, uint64_t(rw) * w_row_bytes);
+  // Blocks of weight rows (about 16 KiB, whole tiles) stay in L1 while the
+  // activation groups of the chunk pass over them.
+  int64_t block = weight_block_rows(w_row_bytes) * 2 / kFloatRW * kFloatRW;
+  if (block < kFloatRW) block = kFloatRW;
+  for (int64_t o0 = 0; o0 < n_out; o0 += block) {
+    const int64_t o1 = n_out < o0 + block ? n_out : o0 + block;
+    prefetch_ahead(w + uint64_t(o0) * w_row_bytes, uint64_t(o1 - o0) * w_row_bytes);
     for (int64_t r = 0; r < n_act; r += kFloatRA) {
       const int ra = int(n_act - r < kFloatRA ? n_act - r : kFloatRA);
-      tiles[rw - 1][ra - 1](w + uint64_t(o) * w_row_bytes, w_row_bytes, x + r * x_stride, x_stride,
-                            n, y + r * y_stride + o, y_stride);
+      for (int64_t o = o0; o < o1; o += kFloatRW) {
+        const int rw = int(o1 - o < kFloatRW ? o1 - o : kFloatRW);
+        tiles[rw - 1][ra - 1](w + uint64_t(o) * w_row_bytes, w_row_bytes, x + r * x_stride, x_stride,
+                              n, y + r * y_stride + o, y_stride);
+      }
     }
   }
 }
