@@ -24,6 +24,9 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/default_model.h"
+#include "kernels/fast_ops.h"
+#include "util/thread_pool.h"
 #include "model/model.h"
 #include "runtime/generate.h"
 #include "runtime/sequence.h"
@@ -60,6 +63,8 @@ generation:
 runtime:
   --ctx N                  context length (default min(4096, the model's))
   --kv-type f32|f16        KV cache element type (default f32)
+  -t, --threads N          worker threads (default: physical cores)
+  --reference              exact scalar f32 kernels instead of the fast SIMD ones
   --batch N                prompt tokens per forward call (default 512)
 output:
   --json                   one JSON object per token, then a summary line
@@ -127,7 +132,7 @@ int cmd_run(int argc, char** argv) {
     std::fputs(kUsage, stdout);
     return 0;
   }
-  const std::string path = args.value("-m", "--model").value_or("");
+  std::string path = args.value("-m", "--model").value_or("");
   auto prompt_text = args.value("-p", "--prompt");
   const auto prompt_file = args.value("--file");
   const auto prompt_ids_arg = args.value("--prompt-ids");
@@ -159,11 +164,23 @@ int cmd_run(int argc, char** argv) {
   const std::string kv_type = args.value_or("--kv-type", "f32");
   gen.prefill_chunk = args.int_or("--batch", 512);
   const bool json = args.flag("--json");
+  const bool reference_kernels = args.flag("--reference");
+  const long long threads = args.int_or("--threads", args.int_or("-t", 0));
   gen.top_logprobs = int32_t(args.int_or("--top-logprobs", 5));
   gen.logprobs = json;
   args.finish();
 
-  if (path.empty()) fail("no model given (-m FILE); see pocket run --help");
+  if (path.empty()) path = default_model_path();  // the built-in demo model
+  if (threads < 0) fail("--threads must be >= 0");
+  if (threads > 0) set_thread_count(int(threads));
+  // The fast kernels quantize activations for quantized weights (spec/gguf.md §8);
+  // --reference keeps the exact f32 scalar path (fidelity checks).
+  if (reference_kernels) {
+    set_thread_count(1);
+    kernels::set_ops(kernels::reference_ops());
+  } else {
+    kernels::use_best_ops();
+  }
   if (int(bool(prompt_text)) + int(bool(prompt_file)) + int(bool(prompt_ids_arg)) != 1)
     fail("give exactly one of -p TEXT, --file F, --prompt-ids LIST");
   if (chat && prompt_ids_arg) fail("--chat needs a text prompt, not --prompt-ids");
