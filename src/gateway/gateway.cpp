@@ -121,6 +121,7 @@ struct Backend {
     }
     auto c = std::make_unique<httplib::Client>(url);
     c->set_keep_alive(true);
+    c->set_tcp_nodelay(true);
     c->set_connection_timeout(2, 0);
     c->set_read_timeout(time_t(read_timeout_s), 0);
     c->set_write_timeout(30, 0);
@@ -626,6 +627,7 @@ int Gateway::State::try_stream(const std::shared_ptr<Call>& call, Backend* b, co
   const int64_t timeout = cfg.upstream_timeout_s;
   std::thread([up, url, path, body, timeout] {
     httplib::Client cli(url);
+    cli.set_tcp_nodelay(true);
     cli.set_connection_timeout(2, 0);
     cli.set_read_timeout(time_t(timeout), 0);
     httplib::Request r;
@@ -748,6 +750,9 @@ int Gateway::State::try_stream(const std::shared_ptr<Call>& call, Backend* b, co
 void Gateway::State::routes() {
   http.new_task_queue = [n = cfg.http_threads] { return new httplib::ThreadPool(size_t(n)); };
   http.set_payload_max_length(64 << 20);
+  // Headers and body go out as separate writes: without TCP_NODELAY the body waits
+  // for the client's delayed ACK (~40 ms).
+  http.set_tcp_nodelay(true);
   http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
     ApiError e{res.status, str("HTTP ", res.status), "invalid_request_error", ""};

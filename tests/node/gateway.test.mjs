@@ -290,6 +290,37 @@ test('restart keeps usage and limits (SQLite, no redis)', async () => {
   await stop(g.proc);
 });
 
+async function metricSum(urls, name) {
+  let sum = 0;
+  for (const u of urls) {
+    const m = (await (await fetch(`${u}/metrics`)).text()).match(new RegExp(`^${name} (\\S+)$`, 'm'));
+    sum += m ? Number(m[1]) : 0;
+  }
+  return sum;
+}
+
+test('a client that disconnects mid-stream cancels the upstream generation', async () => {
+  const k = await newKey(gw.base, { name: 'abort' });
+  const before = await metricSum([b1.url, b2.url], 'pocket_cancelled_requests_total');
+  const ac = new AbortController();
+  const r = await fetch(`${gw.base}/v1/chat/completions`, {
+    method: 'POST', signal: ac.signal, headers: { authorization: `Bearer ${k.key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 900, ignore_eos: true, stream: true }),
+  });
+  const reader = r.body.getReader();
+  await reader.read();
+  ac.abort();
+  let after = before;
+  for (let i = 0; i < 50 && after === before; i++) {
+    await new Promise((res) => setTimeout(res, 100));
+    after = await metricSum([b1.url, b2.url], 'pocket_cancelled_requests_total');
+  }
+  assert.equal(after, before + 1);
+  const rep = await admin(gw.base, 'GET', `/admin/usage?by=key&key=${k.id}`);
+  assert.equal(rep.json.data[0].requests, 1);
+  assert.equal(rep.json.data[0].ok_requests, 0);  // recorded with status 499
+});
+
 test('a backend killed mid-test: no failed request that had not started streaming', async () => {
   const k = await newKey(gw.base, { name: 'failover' });
   const c = client(gw.base, k.key);
