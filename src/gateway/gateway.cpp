@@ -753,6 +753,8 @@ void Gateway::State::routes() {
   // Headers and body go out as separate writes: without TCP_NODELAY the body waits
   // for the client's delayed ACK (~40 ms).
   http.set_tcp_nodelay(true);
+  // Idle keep-alive connections hold a worker thread; stop() waits for them.
+  http.set_keep_alive_timeout(2);
   http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
     ApiError e{res.status, str("HTTP ", res.status), "invalid_request_error", ""};

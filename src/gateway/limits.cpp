@@ -40,29 +40,45 @@ RedisCounters::RedisCounters(const std::string& url) {
   const auto colon = rest.rfind(':');
   host_ = rest.substr(0, colon);
   if (colon != std::string::npos) port_ = std::atoi(rest.c_str() + colon + 1);
-  std::lock_guard lock(mu_);
-  connect();
+  give(connect());  // fails now if redis is not there
 }
 
 RedisCounters::~RedisCounters() {
-  if (ctx_) redisFree(ctx_);
+  for (auto* c : idle_) redisFree(c);
 }
 
-void RedisCounters::connect() {
-  if (ctx_) redisFree(ctx_);
+redisContext* RedisCounters::connect() {
   timeval tv{2, 0};
-  ctx_ = redisConnectWithTimeout(host_.c_str(), port_, tv);
-  if (!ctx_ || ctx_->err) {
-    const std::string msg = ctx_ ? ctx_->errstr : "out of memory";
-    if (ctx_) redisFree(ctx_);
-    ctx_ = nullptr;
+  redisContext* c = redisConnectWithTimeout(host_.c_str(), port_, tv);
+  if (!c || c->err) {
+    const std::string msg = c ? c->errstr : "out of memory";
+    if (c) redisFree(c);
     fail("redis ", host_, ":", port_, ": ", msg);
   }
-  redisSetTimeout(ctx_, tv);
+  redisSetTimeout(c, tv);
   if (db_ != 0) {
-    auto* r = static_cast<redisReply*>(redisCommand(ctx_, "SELECT %d", db_));
+    auto* r = static_cast<redisReply*>(redisCommand(c, "SELECT %d", db_));
     if (r) freeReplyObject(r);
   }
+  return c;
+}
+
+redisContext* RedisCounters::take() {
+  {
+    std::lock_guard lock(mu_);
+    if (!idle_.empty()) {
+      redisContext* c = idle_.back();
+      idle_.pop_back();
+      return c;
+    }
+  }
+  return connect();
+}
+
+void RedisCounters::give(redisContext* c) {
+  std::lock_guard lock(mu_);
+  if (idle_.size() < 64) idle_.push_back(c);
+  else redisFree(c);
 }
 
 namespace {
@@ -78,41 +94,39 @@ int64_t reply_int(redisReply* r) {
 
 int64_t RedisCounters::add(const std::string& name, int64_t delta, int64_t ttl_s) {
   const std::string key = "pocket:gw:" + name;
-  std::lock_guard lock(mu_);
   for (int attempt = 0; attempt < 2; attempt++) {
-    if (!ctx_) connect();
+    redisContext* c = take();
     // One round trip: the increment and the expiry (NX keeps the first window end).
-    redisAppendCommand(ctx_, "INCRBY %s %lld", key.c_str(), (long long)delta);
-    redisAppendCommand(ctx_, "EXPIRE %s %lld NX", key.c_str(), (long long)ttl_s);
+    redisAppendCommand(c, "INCRBY %s %lld", key.c_str(), (long long)delta);
+    redisAppendCommand(c, "EXPIRE %s %lld NX", key.c_str(), (long long)ttl_s);
     redisReply* r1 = nullptr;
     redisReply* r2 = nullptr;
-    if (redisGetReply(ctx_, reinterpret_cast<void**>(&r1)) == REDIS_OK &&
-        redisGetReply(ctx_, reinterpret_cast<void**>(&r2)) == REDIS_OK) {
+    if (redisGetReply(c, reinterpret_cast<void**>(&r1)) == REDIS_OK &&
+        redisGetReply(c, reinterpret_cast<void**>(&r2)) == REDIS_OK) {
       const int64_t v = reply_int(r1);
       freeReplyObject(r1);
       freeReplyObject(r2);
+      give(c);
       return v;
     }
     if (r1) freeReplyObject(r1);
-    redisFree(ctx_);
-    ctx_ = nullptr;
+    redisFree(c);
   }
   fail("redis: command failed");
 }
 
 int64_t RedisCounters::get(const std::string& name) {
   const std::string key = "pocket:gw:" + name;
-  std::lock_guard lock(mu_);
   for (int attempt = 0; attempt < 2; attempt++) {
-    if (!ctx_) connect();
-    auto* r = static_cast<redisReply*>(redisCommand(ctx_, "GET %s", key.c_str()));
+    redisContext* c = take();
+    auto* r = static_cast<redisReply*>(redisCommand(c, "GET %s", key.c_str()));
     if (r) {
       const int64_t v = reply_int(r);
       freeReplyObject(r);
+      give(c);
       return v;
     }
-    redisFree(ctx_);
-    ctx_ = nullptr;
+    redisFree(c);
   }
   fail("redis: command failed");
 }

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "gateway/config.h"
 
@@ -41,7 +42,7 @@ class LocalCounters : public Counters {
   int64_t last_sweep_ = 0;
 };
 
-// redis://host:port[/db]. One connection per call site behind a mutex; reconnects on error.
+// redis://host:port[/db]. A pool of connections; a failed one is dropped and the command retried once.
 class RedisCounters : public Counters {
  public:
   explicit RedisCounters(const std::string& url);
@@ -51,12 +52,14 @@ class RedisCounters : public Counters {
   bool shared() const override { return true; }
 
  private:
-  void connect();
+  redisContext* connect();
+  redisContext* take();
+  void give(redisContext* c);
   std::string host_;
   int port_ = 6379;
   int db_ = 0;
   std::mutex mu_;
-  redisContext* ctx_ = nullptr;
+  std::vector<redisContext*> idle_;  // pooled connections, one per concurrent caller
 };
 
 std::unique_ptr<Counters> make_counters(const std::string& redis_url);
