@@ -10,10 +10,26 @@
 //   jinja::Template t(source);                 // parses once; reuse it
 //   std::string out = t.render(context_json);  // thread-safe, const
 //
-// Anything the interpreter does not implement (include, import, extends,
-// block, do, recursive loops, some filters) fails when the template is parsed
-// with a TemplateError naming the construct and the line. Rendering is bounded
-// by Limits, so a hostile template cannot hang or exhaust memory.
+// Supported: if/elif/else, for (loop.*, else, `if` filter, unpacking,
+// break/continue), set (tuples, namespace attributes, block set with
+// filters), macro (defaults, varargs/kwargs, caller) and call blocks, filter
+// blocks, with, raw, comments, transformers' {% generation %}; all operators
+// and literals; the common filters, tests, str/dict/list methods and the
+// globals range, dict, namespace, joiner, raise_exception, strftime_now.
+//
+// Not supported, rejected at parse time with a TemplateError naming the
+// construct and the line: include/import/extends/block (no loader), do,
+// autoescape, trans, recursive loops, `*args`/`**kwargs` in calls, and the
+// filters groupby, pprint, random, striptags, urlencode, urlize, wordwrap,
+// xmlattr, filesizeformat. At render time: str.format() specs ("{:>5}"),
+// a few rarely used str methods (casefold, partition, ...), integers beyond
+// 64 bits (an error instead of Python's big ints). Values print like their
+// Python counterparts except Python iterator objects: d.items(), |map,
+// |reverse and friends produce lists here, so printing them directly (rare)
+// shows a list where Python shows "dict_items([...])" or "<generator ...>".
+//
+// Rendering is bounded by Limits, so a hostile template cannot hang, exhaust
+// memory or overflow the stack; exceeding a limit is a TemplateError.
 #pragma once
 
 #include <cstdint>

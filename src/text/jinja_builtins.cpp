@@ -1618,12 +1618,9 @@ std::string percent_format(const std::string& fmt, const Value& args) {
     if (i >= fmt.size()) fail("incomplete format");
     const char conv = fmt[i];
     if (!arg) {
-      if (mapping) {
-        arg = &args;
-      } else {
-        if (next >= values.size()) fail("not enough arguments for format string");
-        arg = &values[next++];
-      }
+      // A non-tuple argument (even a dict) serves exactly one conversion.
+      if (next >= values.size()) fail("not enough arguments for format string");
+      arg = &values[next++];
     }
     char buf[2200];
     switch (conv) {
