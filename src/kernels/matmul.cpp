@@ -3,11 +3,14 @@
 #include "kernels/matmul.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <memory>
 #include <vector>
 
+#include "quant/blocks.h"
 #include "quant/quant.h"
+#include "quant/rounding.h"
 #include "util/error.h"
 #include "util/fp16.h"
 #include "util/thread_pool.h"
@@ -96,6 +99,30 @@ void run_matmul(CpuLevel level, const Mat& w, const float* x, int64_t n_rows, in
 
 }  // namespace
 
+void quantize_act_blocks(TensorType act_type, const float* x, int64_t n, uint8_t* dst) {
+  if (act_type != TensorType::Q8_0 && act_type != TensorType::Q8_1) {
+    quant::quantize_row(act_type, x, dst, n);
+    return;
+  }
+  const bool with_sum = act_type == TensorType::Q8_1;
+  const int64_t block_bytes = with_sum ? 36 : 34;
+  for (int64_t b = 0; b < n / 32; b++, x += 32) {
+    uint8_t* blk = dst + b * block_bytes;
+    float amax = 0.0f;
+    for (int e = 0; e < 32; e++) amax = std::max(amax, std::fabs(x[e]));
+    const float d = amax / 127.0f;
+    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    auto* qs = reinterpret_cast<int8_t*>(blk + (with_sum ? 4 : 2));
+    int sum = 0;
+    for (int e = 0; e < 32; e++) {
+      qs[e] = int8_t(quant::clamp_to(quant::nearest_int(x[e] * id), -127, 127));
+      sum += qs[e];
+    }
+    quant::store_f16(blk, d);
+    if (with_sum) quant::store_f16(blk + 2, float(sum) * d);
+  }
+}
+
 MatmulKernel matmul_kernel(CpuLevel level, TensorType weight_type) {
   if (level >= CpuLevel::kAvx2 && machine_cpu_level() >= CpuLevel::kAvx2) {
     MatmulKernel k = avx2::kernel_for(weight_type);
@@ -160,7 +187,10 @@ uint64_t block_act_row_bytes(TensorType act_type, int64_t n) {
 }
 
 void block_quantize_act(TensorType act_type, const float* x, int64_t n, uint8_t* row) {
-  quant::quantize_row(act_type, x, row, n);
+  if (act_type == TensorType::Q8_0 || act_type == TensorType::Q8_1)
+    quantize_act_blocks(act_type, x, n, row);
+  else
+    quant::quantize_row(act_type, x, row, n);
 }
 
 void integer_block(TensorType type, const uint8_t* w, uint64_t w_row_bytes, int64_t n_out,

@@ -44,6 +44,14 @@ struct MatmulKernel {
                 int64_t y_stride) = nullptr;
 };
 
+// Activations are quantized as spec/gguf.md §8 describes for x86 (and as the
+// golden Q8_0 model's reference did): Q8_0 and Q8_1 blocks take d = amax / 127
+// (stored f16) and q = round-half-even(x * 127 / amax), Q8_1 also s = f16(d *
+// sum(q)); Q8_K blocks are quant::quantize_row's. quantize_act_blocks writes
+// those blocks in the standard block layout: the reference every level's
+// quantizer is tested against (then quant::vec_dot gives the exact products).
+void quantize_act_blocks(TensorType act_type, const float* x, int64_t n, uint8_t* blocks);
+
 // The level's kernel for a weight type; block == nullptr if unsupported.
 MatmulKernel matmul_kernel(CpuLevel level, TensorType weight_type);
 

@@ -150,16 +150,6 @@ POCKET_INLINE void unroll(F&& f) {
 // Activation quantization into the ActLayout arrays: the same quants and
 // scales as quant::quantize_row (checked bit for bit by the tests).
 
-// roundf() on each lane: half away from zero, exact for every finite input.
-POCKET_INLINE __m256 round_half_away(__m256 v) {
-  const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-  const __m256 f = _mm256_sub_ps(v, t);  // exact
-  const __m256 one = _mm256_set1_ps(1.0f);
-  const __m256 up = _mm256_and_ps(_mm256_cmp_ps(f, _mm256_set1_ps(0.5f), _CMP_GE_OQ), one);
-  const __m256 down = _mm256_and_ps(_mm256_cmp_ps(f, _mm256_set1_ps(-0.5f), _CMP_LE_OQ), one);
-  return _mm256_sub_ps(_mm256_add_ps(t, up), down);
-}
-
 // Four vectors of 8 x i32 (values in int8 range) to 32 x i8 in order.
 POCKET_INLINE __m256i pack_i32_to_i8(__m256i a, __m256i b, __m256i c, __m256i d) {
   const __m256i ab = _mm256_packs_epi32(a, b);
@@ -192,15 +182,16 @@ void quantize_q8_0_or_1(TensorType t, const float* x, int64_t n, uint8_t* row) {
   auto* sums = reinterpret_cast<int16_t*>(row + L.sums32_offset);
   for (int64_t b = 0; b < n / 32; b++) {
     const float* xb = x + 32 * b;
-    const float d = max_abs(xb, 32) / 127.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    // The activation scheme of matmul.h: id = 127 / amax, round half to even.
+    const float amax = max_abs(xb, 32);
+    const float d = amax / 127.0f;
+    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
     const __m256 vid = _mm256_set1_ps(id);
     const __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
     __m256i q[4];
     for (int k = 0; k < 4; k++) {
-      __m256 v = round_half_away(_mm256_mul_ps(_mm256_loadu_ps(xb + 8 * k), vid));
-      v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
-      q[k] = _mm256_cvttps_epi32(v);
+      const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(xb + 8 * k), vid);
+      q[k] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, lo), hi));  // MXCSR default: RNE
     }
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(qs + 32 * b),
                         pack_i32_to_i8(q[0], q[1], q[2], q[3]));
@@ -1185,8 +1176,8 @@ void float_block(TensorType, const uint8_t* w, uint64_t w_row_bytes, int64_t n_o
       const int ra = int(n_act - r < kFloatRA ? n_act - r : kFloatRA);
       for (int64_t o = o0; o < o1; o += kFloatRW) {
         const int rw = int(o1 - o < kFloatRW ? o1 - o : kFloatRW);
-        tiles[rw - 1][ra - 1](w + uint64_t(o) * w_row_bytes, w_row_bytes, x + r * x_stride, x_stride,
-                              n, y + r * y_stride + o, y_stride);
+        tiles[rw - 1][ra - 1](w + uint64_t(o) * w_row_bytes, w_row_bytes, x + r * x_stride,
+                              x_stride, n, y + r * y_stride + o, y_stride);
       }
     }
   }

@@ -140,7 +140,7 @@ Expected expected_products(const Weights& w, const std::vector<float>& x, int64_
   const uint64_t arb = gguf::row_bytes(at, uint64_t(n));
   std::vector<uint8_t> act(arb * uint64_t(n_rows));
   for (int64_t r = 0; r < n_rows; r++)
-    quant::quantize_row(at, &x[size_t(r * x_stride)], &act[arb * uint64_t(r)], n);
+    quantize_act_blocks(at, &x[size_t(r * x_stride)], n, &act[arb * uint64_t(r)]);
   for (int64_t o = 0; o < w.n_out; o++) {
     const uint8_t* wr = w.bytes.data() + uint64_t(o) * w.row_bytes;
     quant::dequantize_row(w.type, wr, wrow.data(), n);
@@ -291,7 +291,7 @@ void check_act_quantizer(CpuLevel level, TensorType act_type, const std::vector<
   ASSERT_EQ(k.act_type, act_type);
   const int64_t n = int64_t(x.size());
   std::vector<uint8_t> ref(gguf::row_bytes(act_type, uint64_t(n)));
-  quant::quantize_row(act_type, x.data(), ref.data(), n);
+  quantize_act_blocks(act_type, x.data(), n, ref.data());
   std::vector<uint8_t> fast(k.act_row_bytes(act_type, n) + 64);
   uint8_t* row = fast.data() + (64 - reinterpret_cast<uintptr_t>(fast.data()) % 64) % 64;
   k.quantize_act(act_type, x.data(), n, row);
