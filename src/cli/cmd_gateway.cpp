@@ -15,7 +15,8 @@ int cmd_gateway(int argc, char** argv) {
   Args args(argc, argv);
   if (args.flag("-h", "--help")) {
     std::printf(
-        "usage: pocket gateway --config gateway.toml [--listen HOST:PORT] [--db FILE] [--redis URL]\n"
+        "usage: pocket gateway --config gateway.toml [--listen HOST:PORT] [--db FILE] [--redis "
+        "URL]\n"
         "  OpenAI-compatible gateway in front of `pocket serve` backends: API keys, routing,\n"
         "  limits, usage ledger and costs. See docs/gateway.md for the config file.\n");
     return 0;

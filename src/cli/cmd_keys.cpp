@@ -31,7 +31,8 @@ std::vector<std::string> split(const std::string& s) {
   size_t start = 0;
   while (start <= s.size() && !s.empty()) {
     const size_t comma = s.find(',', start);
-    const std::string part = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    const std::string part =
+        s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
     if (!part.empty()) out.push_back(part);
     if (comma == std::string::npos) break;
     start = comma + 1;
@@ -75,7 +76,8 @@ int cmd_keys(int argc, char** argv) {
     nlohmann::json j = gateway::key_json(rec);
     j["key"] = secret;
     std::printf("%s\n", j.dump().c_str());
-    std::fprintf(stderr, "key %lld created; it is shown only now: %s\n", (long long)rec.id, secret.c_str());
+    std::fprintf(stderr, "key %lld created; it is shown only now: %s\n", (long long)rec.id,
+                 secret.c_str());
     return 0;
   }
   if (sub == "list") {
@@ -89,13 +91,18 @@ int cmd_keys(int argc, char** argv) {
       std::printf("%s\n", arr.dump(2).c_str());
       return 0;
     }
-    std::printf("%-5s %-20s %-12s %-8s %-8s %-10s %s\n", "ID", "NAME", "PREFIX", "STATE", "RPM", "TPM", "MODELS");
+    std::printf("%-5s %-20s %-12s %-8s %-8s %-10s %s\n", "ID", "NAME", "PREFIX", "STATE", "RPM",
+                "TPM", "MODELS");
     for (const auto& k : keys) {
       std::string models;
       for (const auto& m : k.models) models += (models.empty() ? "" : ",") + m;
-      std::printf("%-5lld %-20s %-12s %-8s %-8lld %-10lld %s\n", (long long)k.id, k.name.c_str(), k.prefix.c_str(),
-                  k.revoked ? "revoked" : k.enabled ? "enabled" : "disabled", (long long)k.limits.requests_per_minute,
-                  (long long)k.limits.tokens_per_minute, models.empty() ? "*" : models.c_str());
+      std::printf("%-5lld %-20s %-12s %-8s %-8lld %-10lld %s\n", (long long)k.id, k.name.c_str(),
+                  k.prefix.c_str(),
+                  k.revoked   ? "revoked"
+                  : k.enabled ? "enabled"
+                              : "disabled",
+                  (long long)k.limits.requests_per_minute, (long long)k.limits.tokens_per_minute,
+                  models.empty() ? "*" : models.c_str());
     }
     return 0;
   }

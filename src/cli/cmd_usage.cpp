@@ -15,7 +15,9 @@ namespace pocket::cli {
 int cmd_usage(int argc, char** argv) {
   Args args(argc, argv);
   if (args.flag("-h", "--help")) {
-    std::printf("usage: pocket usage --db FILE [--by key|model|day|backend] [--key N] [--since-ms T] [--json]\n");
+    std::printf(
+        "usage: pocket usage --db FILE [--by key|model|day|backend] [--key N] [--since-ms T] "
+        "[--json]\n");
     return 0;
   }
   const auto db_path = args.value("--db");
@@ -31,14 +33,15 @@ int cmd_usage(int argc, char** argv) {
     std::printf("%s\n", rows.dump(2).c_str());
     return 0;
   }
-  std::printf("%-12s %9s %12s %10s %12s %12s %12s %11s %11s\n", by.c_str(), "requests", "prompt", "cached", "completion",
-              "local $", "cloud $", "local $/1M", "cloud $/1M");
+  std::printf("%-12s %9s %12s %10s %12s %12s %12s %11s %11s\n", by.c_str(), "requests", "prompt",
+              "cached", "completion", "local $", "cloud $", "local $/1M", "cloud $/1M");
   for (const auto& r : rows) {
     const std::string name = r[by].is_string() ? r[by].get<std::string>() : r[by].dump();
-    std::printf("%-12s %9lld %12lld %10lld %12lld %12.6f %12.6f %11.4f %11.4f\n", name.c_str(), r["requests"].get<long long>(),
-                r["prompt_tokens"].get<long long>(), r["cached_tokens"].get<long long>(), r["completion_tokens"].get<long long>(),
-                r["cost_local"].get<double>(), r["cost_cloud"].get<double>(), r["local_per_1m_tokens"].get<double>(),
-                r["cloud_per_1m_tokens"].get<double>());
+    std::printf("%-12s %9lld %12lld %10lld %12lld %12.6f %12.6f %11.4f %11.4f\n", name.c_str(),
+                r["requests"].get<long long>(), r["prompt_tokens"].get<long long>(),
+                r["cached_tokens"].get<long long>(), r["completion_tokens"].get<long long>(),
+                r["cost_local"].get<double>(), r["cost_cloud"].get<double>(),
+                r["local_per_1m_tokens"].get<double>(), r["cloud_per_1m_tokens"].get<double>());
   }
   return 0;
 }

@@ -28,9 +28,12 @@ struct Ctx {
   }
   double number(const toml::node& n, const std::string& key, double lo) const {
     double d;
-    if (auto v = n.value_exact<double>()) d = *v;
-    else if (auto i = n.value_exact<int64_t>()) d = double(*i);
-    else bad(n, key, "must be a number");
+    if (auto v = n.value_exact<double>())
+      d = *v;
+    else if (auto i = n.value_exact<int64_t>())
+      d = double(*i);
+    else
+      bad(n, key, "must be a number");
     if (d < lo) bad(n, key, str("must be >= ", lo, ", got ", d));
     return d;
   }
@@ -54,34 +57,53 @@ struct Ctx {
 void parse_limits(const Ctx& c, const toml::table& t, Limits& l) {
   for (const auto& [k, v] : t) {
     const std::string key(k.str());
-    if (key == "requests_per_minute") l.requests_per_minute = c.integer(v, key, 0, INT64_MAX);
-    else if (key == "tokens_per_minute") l.tokens_per_minute = c.integer(v, key, 0, INT64_MAX);
-    else if (key == "concurrent") l.concurrent = c.integer(v, key, 0, INT64_MAX);
-    else if (key == "tokens_per_day") l.tokens_per_day = c.integer(v, key, 0, INT64_MAX);
-    else if (key == "tokens_per_month") l.tokens_per_month = c.integer(v, key, 0, INT64_MAX);
-    else if (key == "dollars_per_day") l.dollars_per_day = c.number(v, key, 0);
-    else if (key == "dollars_per_month") l.dollars_per_month = c.number(v, key, 0);
-    else c.bad(v, "limits." + key, "is unknown");
+    if (key == "requests_per_minute")
+      l.requests_per_minute = c.integer(v, key, 0, INT64_MAX);
+    else if (key == "tokens_per_minute")
+      l.tokens_per_minute = c.integer(v, key, 0, INT64_MAX);
+    else if (key == "concurrent")
+      l.concurrent = c.integer(v, key, 0, INT64_MAX);
+    else if (key == "tokens_per_day")
+      l.tokens_per_day = c.integer(v, key, 0, INT64_MAX);
+    else if (key == "tokens_per_month")
+      l.tokens_per_month = c.integer(v, key, 0, INT64_MAX);
+    else if (key == "dollars_per_day")
+      l.dollars_per_day = c.number(v, key, 0);
+    else if (key == "dollars_per_month")
+      l.dollars_per_month = c.number(v, key, 0);
+    else
+      c.bad(v, "limits." + key, "is unknown");
   }
 }
 
 void parse_prices(const Ctx& c, const toml::table& t, Prices& p) {
   for (const auto& [k, v] : t) {
     const std::string key(k.str());
-    if (key == "electricity_per_kwh") p.electricity_per_kwh = c.number(v, key, 0);
-    else if (key == "pue") p.pue = c.number(v, key, 1);
-    else if (key == "hardware_per_hour") p.hardware_per_hour = c.number(v, key, 0);
-    else if (key == "busy_watts") p.busy_watts = c.number(v, key, 0);
-    else if (key == "idle_watts") p.idle_watts = c.number(v, key, 0);
-    else if (key == "rapl") p.rapl = c.boolean(v, key);
-    else if (key == "cloud_input_per_1m") p.cloud_input_per_1m = c.number(v, key, 0);
-    else if (key == "cloud_cached_per_1m") p.cloud_cached_per_1m = c.number(v, key, 0);
-    else if (key == "cloud_output_per_1m") p.cloud_output_per_1m = c.number(v, key, 0);
-    else c.bad(v, "prices." + key, "is unknown");
+    if (key == "electricity_per_kwh")
+      p.electricity_per_kwh = c.number(v, key, 0);
+    else if (key == "pue")
+      p.pue = c.number(v, key, 1);
+    else if (key == "hardware_per_hour")
+      p.hardware_per_hour = c.number(v, key, 0);
+    else if (key == "busy_watts")
+      p.busy_watts = c.number(v, key, 0);
+    else if (key == "idle_watts")
+      p.idle_watts = c.number(v, key, 0);
+    else if (key == "rapl")
+      p.rapl = c.boolean(v, key);
+    else if (key == "cloud_input_per_1m")
+      p.cloud_input_per_1m = c.number(v, key, 0);
+    else if (key == "cloud_cached_per_1m")
+      p.cloud_cached_per_1m = c.number(v, key, 0);
+    else if (key == "cloud_output_per_1m")
+      p.cloud_output_per_1m = c.number(v, key, 0);
+    else
+      c.bad(v, "prices." + key, "is unknown");
   }
 }
 
-BackendConfig parse_backend(const Ctx& c, const toml::table& t, const std::vector<std::string>& pool_models) {
+BackendConfig parse_backend(const Ctx& c, const toml::table& t,
+                            const std::vector<std::string>& pool_models) {
   BackendConfig b;
   b.models = pool_models;
   for (const auto& [k, v] : t) {
@@ -90,14 +112,18 @@ BackendConfig parse_backend(const Ctx& c, const toml::table& t, const std::vecto
       b.url = c.string(v, key);
       if (b.url.rfind("http://", 0) != 0) c.bad(v, key, "must start with http://");
       while (!b.url.empty() && b.url.back() == '/') b.url.pop_back();
-    } else if (key == "models") b.models = c.strings(v, key);
+    } else if (key == "models")
+      b.models = c.strings(v, key);
     else if (key == "weight") {
       b.weight = c.number(v, key, 0);
       if (b.weight <= 0) c.bad(v, key, "must be > 0");
-    } else c.bad(v, "backends." + key, "is unknown");
+    } else
+      c.bad(v, "backends." + key, "is unknown");
   }
-  if (b.url.empty()) fail(c.file, ":", t.source().begin.line, ": key 'url' is missing in a backend");
-  if (b.models.empty()) fail(c.file, ":", t.source().begin.line, ": key 'models' is missing (backend ", b.url, ")");
+  if (b.url.empty())
+    fail(c.file, ":", t.source().begin.line, ": key 'url' is missing in a backend");
+  if (b.models.empty())
+    fail(c.file, ":", t.source().begin.line, ": key 'models' is missing (backend ", b.url, ")");
   return b;
 }
 
@@ -136,36 +162,52 @@ GatewayConfig parse_config(const std::string& text, const std::string& name) {
       } catch (const Error& e) {
         c.bad(v, key, e.what());
       }
-    } else if (key == "admin_key") g.admin_key = c.string(v, key);
-    else if (key == "access_log") g.access_log = c.string(v, key);
-    else if (key == "log_prompts") g.log_prompts = c.boolean(v, key);
-    else if (key == "retries") g.retries = int(c.integer(v, key, 0, 16));
-    else if (key == "http_threads") g.http_threads = int(c.integer(v, key, 1, 4096));
-    else if (key == "upstream_timeout_s") g.upstream_timeout_s = c.integer(v, key, 1, 86400);
+    } else if (key == "admin_key")
+      g.admin_key = c.string(v, key);
+    else if (key == "access_log")
+      g.access_log = c.string(v, key);
+    else if (key == "log_prompts")
+      g.log_prompts = c.boolean(v, key);
+    else if (key == "retries")
+      g.retries = int(c.integer(v, key, 0, 16));
+    else if (key == "http_threads")
+      g.http_threads = int(c.integer(v, key, 1, 4096));
+    else if (key == "upstream_timeout_s")
+      g.upstream_timeout_s = c.integer(v, key, 1, 86400);
     else if (key == "database") {
       for (const auto& [dk, dv] : c.table(v, key)) {
         const std::string k2(dk.str());
-        if (k2 == "path") g.db_path = c.string(dv, "database.path");
-        else c.bad(dv, "database." + k2, "is unknown");
+        if (k2 == "path")
+          g.db_path = c.string(dv, "database.path");
+        else
+          c.bad(dv, "database." + k2, "is unknown");
       }
     } else if (key == "redis") {
       for (const auto& [rk, rv] : c.table(v, key)) {
         const std::string k2(rk.str());
         if (k2 == "url") {
           g.redis_url = c.string(rv, "redis.url");
-          if (!g.redis_url.empty() && g.redis_url.rfind("redis://", 0) != 0) c.bad(rv, "redis.url", "must start with redis://");
-        } else c.bad(rv, "redis." + k2, "is unknown");
+          if (!g.redis_url.empty() && g.redis_url.rfind("redis://", 0) != 0)
+            c.bad(rv, "redis.url", "must start with redis://");
+        } else
+          c.bad(rv, "redis." + k2, "is unknown");
       }
     } else if (key == "health") {
       for (const auto& [hk, hv] : c.table(v, key)) {
         const std::string k2(hk.str());
-        if (k2 == "interval_ms") g.health_interval_ms = int(c.integer(hv, "health.interval_ms", 10, 3600000));
-        else if (k2 == "max_failures") g.max_failures = int(c.integer(hv, "health.max_failures", 1, 1000));
-        else if (k2 == "eject_ms") g.eject_ms = int(c.integer(hv, "health.eject_ms", 10, 3600000));
-        else c.bad(hv, "health." + k2, "is unknown");
+        if (k2 == "interval_ms")
+          g.health_interval_ms = int(c.integer(hv, "health.interval_ms", 10, 3600000));
+        else if (k2 == "max_failures")
+          g.max_failures = int(c.integer(hv, "health.max_failures", 1, 1000));
+        else if (k2 == "eject_ms")
+          g.eject_ms = int(c.integer(hv, "health.eject_ms", 10, 3600000));
+        else
+          c.bad(hv, "health." + k2, "is unknown");
       }
-    } else if (key == "prices") parse_prices(c, c.table(v, key), g.prices);
-    else if (key == "limits") parse_limits(c, c.table(v, key), g.default_limits);
+    } else if (key == "prices")
+      parse_prices(c, c.table(v, key), g.prices);
+    else if (key == "limits")
+      parse_limits(c, c.table(v, key), g.default_limits);
     else if (key == "pools") {
       const auto* arr = v.as_array();
       if (!arr) c.bad(v, key, "must be an array of tables ([[pools]])");
@@ -177,20 +219,28 @@ GatewayConfig parse_config(const std::string& text, const std::string& name) {
           if (pk.str() == "models") models = c.strings(pv, "pools.models");
         for (const auto& [pk, pv] : pt) {
           const std::string k2(pk.str());
-          if (k2 == "name") pool.name = c.string(pv, "pools.name");
+          if (k2 == "name")
+            pool.name = c.string(pv, "pools.name");
           else if (k2 == "models") {
           } else if (k2 == "backends") {
             const auto* barr = pv.as_array();
-            if (!barr) c.bad(pv, "pools.backends", "must be an array of tables ([[pools.backends]])");
-            for (const auto& bn : *barr) pool.backends.push_back(parse_backend(c, c.table(bn, "pools.backends"), models));
-          } else c.bad(pv, "pools." + k2, "is unknown");
+            if (!barr)
+              c.bad(pv, "pools.backends", "must be an array of tables ([[pools.backends]])");
+            for (const auto& bn : *barr)
+              pool.backends.push_back(parse_backend(c, c.table(bn, "pools.backends"), models));
+          } else
+            c.bad(pv, "pools." + k2, "is unknown");
         }
-        if (pool.backends.empty()) fail(name, ":", pt.source().begin.line, ": key 'pools.backends' is missing (a pool needs backends)");
+        if (pool.backends.empty())
+          fail(name, ":", pt.source().begin.line,
+               ": key 'pools.backends' is missing (a pool needs backends)");
         g.pools.push_back(std::move(pool));
       }
-    } else c.bad(v, key, "is unknown");
+    } else
+      c.bad(v, key, "is unknown");
   }
-  if (g.pools.empty()) fail(name, ": key 'pools' is missing: at least one [[pools]] with [[pools.backends]]");
+  if (g.pools.empty())
+    fail(name, ": key 'pools' is missing: at least one [[pools]] with [[pools.backends]]");
   return g;
 }
 

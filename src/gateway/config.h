@@ -49,7 +49,7 @@ struct GatewayConfig {
   int port = 8080;
   std::string admin_key;
   std::string db_path = "gateway.db";
-  std::string redis_url;  // redis://host:port[/db]; empty = in-process limits
+  std::string redis_url;   // redis://host:port[/db]; empty = in-process limits
   std::string access_log;  // JSON lines; "" = none, "-" = stderr
   bool log_prompts = false;
   int health_interval_ms = 1000;

@@ -38,7 +38,9 @@ std::string new_api_key() {
 }
 
 int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 json key_json(const KeyInfo& k) {
@@ -64,25 +66,38 @@ json key_json(const KeyInfo& k) {
 void apply_key_json(const json& j, KeyInfo& k) {
   if (!j.is_object()) fail("key settings must be a JSON object");
   for (const auto& [name, v] : j.items()) {
-    if (name == "name") k.name = v.get<std::string>();
-    else if (name == "models") k.models = v.get<std::vector<std::string>>();
-    else if (name == "expires_at") k.expires_at = v.get<int64_t>();
-    else if (name == "enabled") k.enabled = v.get<bool>();
+    if (name == "name")
+      k.name = v.get<std::string>();
+    else if (name == "models")
+      k.models = v.get<std::vector<std::string>>();
+    else if (name == "expires_at")
+      k.expires_at = v.get<int64_t>();
+    else if (name == "enabled")
+      k.enabled = v.get<bool>();
     else if (name == "limits") {
       if (!v.is_object()) fail("'limits' must be an object");
       Limits& l = k.limits;
       for (const auto& [ln, lv] : v.items()) {
-        if (ln == "requests_per_minute") l.requests_per_minute = lv.get<int64_t>();
-        else if (ln == "tokens_per_minute") l.tokens_per_minute = lv.get<int64_t>();
-        else if (ln == "concurrent") l.concurrent = lv.get<int64_t>();
-        else if (ln == "tokens_per_day") l.tokens_per_day = lv.get<int64_t>();
-        else if (ln == "tokens_per_month") l.tokens_per_month = lv.get<int64_t>();
-        else if (ln == "dollars_per_day") l.dollars_per_day = lv.get<double>();
-        else if (ln == "dollars_per_month") l.dollars_per_month = lv.get<double>();
-        else fail("unknown limit '", ln, "'");
+        if (ln == "requests_per_minute")
+          l.requests_per_minute = lv.get<int64_t>();
+        else if (ln == "tokens_per_minute")
+          l.tokens_per_minute = lv.get<int64_t>();
+        else if (ln == "concurrent")
+          l.concurrent = lv.get<int64_t>();
+        else if (ln == "tokens_per_day")
+          l.tokens_per_day = lv.get<int64_t>();
+        else if (ln == "tokens_per_month")
+          l.tokens_per_month = lv.get<int64_t>();
+        else if (ln == "dollars_per_day")
+          l.dollars_per_day = lv.get<double>();
+        else if (ln == "dollars_per_month")
+          l.dollars_per_month = lv.get<double>();
+        else
+          fail("unknown limit '", ln, "'");
       }
     } else if (name == "id" || name == "prefix" || name == "created_at" || name == "revoked") {
-    } else fail("unknown key field '", name, "'");
+    } else
+      fail("unknown key field '", name, "'");
   }
 }
 
@@ -91,12 +106,22 @@ namespace {
 struct Stmt {
   sqlite3_stmt* s = nullptr;
   Stmt(sqlite3* db, const char* sql) {
-    if (sqlite3_prepare_v2(db, sql, -1, &s, nullptr) != SQLITE_OK) fail("sqlite: ", sqlite3_errmsg(db), " in: ", sql);
+    if (sqlite3_prepare_v2(db, sql, -1, &s, nullptr) != SQLITE_OK)
+      fail("sqlite: ", sqlite3_errmsg(db), " in: ", sql);
   }
   ~Stmt() { sqlite3_finalize(s); }
-  Stmt& bind(int i, int64_t v) { sqlite3_bind_int64(s, i, v); return *this; }
-  Stmt& bind(int i, double v) { sqlite3_bind_double(s, i, v); return *this; }
-  Stmt& bind(int i, const std::string& v) { sqlite3_bind_text(s, i, v.data(), int(v.size()), SQLITE_TRANSIENT); return *this; }
+  Stmt& bind(int i, int64_t v) {
+    sqlite3_bind_int64(s, i, v);
+    return *this;
+  }
+  Stmt& bind(int i, double v) {
+    sqlite3_bind_double(s, i, v);
+    return *this;
+  }
+  Stmt& bind(int i, const std::string& v) {
+    sqlite3_bind_text(s, i, v.data(), int(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
   bool step() {
     const int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) return true;
@@ -112,13 +137,16 @@ struct Stmt {
 };
 
 const char* kKeyCols =
-    "id, name, prefix, hash, models, rpm, tpm, concurrent, tokens_day, tokens_month, dollars_day, dollars_month, "
+    "id, name, prefix, hash, models, rpm, tpm, concurrent, tokens_day, tokens_month, dollars_day, "
+    "dollars_month, "
     "expires_at, enabled, revoked, created_at";
 
 }  // namespace
 
 Db::Db(const std::string& path) {
-  if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
+  if (sqlite3_open_v2(path.c_str(), &db_,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                      nullptr) != SQLITE_OK) {
     const std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
     sqlite3_close(db_);
     fail("cannot open database '", path, "': ", msg);
@@ -127,19 +155,26 @@ Db::Db(const std::string& path) {
   exec("PRAGMA journal_mode=WAL");
   exec("PRAGMA synchronous=NORMAL");
   exec(
-      "CREATE TABLE IF NOT EXISTS keys (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, prefix TEXT NOT NULL,"
-      " hash TEXT NOT NULL UNIQUE, models TEXT NOT NULL DEFAULT '[]', rpm INTEGER DEFAULT 0, tpm INTEGER DEFAULT 0,"
+      "CREATE TABLE IF NOT EXISTS keys (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, "
+      "prefix TEXT NOT NULL,"
+      " hash TEXT NOT NULL UNIQUE, models TEXT NOT NULL DEFAULT '[]', rpm INTEGER DEFAULT 0, tpm "
+      "INTEGER DEFAULT 0,"
       " concurrent INTEGER DEFAULT 0, tokens_day INTEGER DEFAULT 0, tokens_month INTEGER DEFAULT 0,"
       " dollars_day REAL DEFAULT 0, dollars_month REAL DEFAULT 0, expires_at INTEGER DEFAULT 0,"
       " enabled INTEGER DEFAULT 1, revoked INTEGER DEFAULT 0, created_at INTEGER NOT NULL)");
   exec(
-      "CREATE TABLE IF NOT EXISTS usage (id INTEGER PRIMARY KEY AUTOINCREMENT, ts_ms INTEGER NOT NULL, key_id INTEGER,"
-      " model TEXT, backend TEXT, endpoint TEXT, prompt_tokens INTEGER, cached_tokens INTEGER, completion_tokens INTEGER,"
-      " latency_ms REAL, status INTEGER, stream INTEGER, energy_j REAL, cost_local REAL, cost_cloud REAL, prompt TEXT)");
+      "CREATE TABLE IF NOT EXISTS usage (id INTEGER PRIMARY KEY AUTOINCREMENT, ts_ms INTEGER NOT "
+      "NULL, key_id INTEGER,"
+      " model TEXT, backend TEXT, endpoint TEXT, prompt_tokens INTEGER, cached_tokens INTEGER, "
+      "completion_tokens INTEGER,"
+      " latency_ms REAL, status INTEGER, stream INTEGER, energy_j REAL, cost_local REAL, "
+      "cost_cloud REAL, prompt TEXT)");
   exec("CREATE INDEX IF NOT EXISTS usage_key_ts ON usage(key_id, ts_ms)");
 }
 
-Db::~Db() { sqlite3_close(db_); }
+Db::~Db() {
+  sqlite3_close(db_);
+}
 
 void Db::exec(const char* sql) {
   char* err = nullptr;
@@ -180,12 +215,21 @@ std::pair<KeyInfo, std::string> Db::create_key(KeyInfo k) {
   k.revoked = false;
   std::lock_guard lock(mu_);
   Stmt s(db_,
-         "INSERT INTO keys (name, prefix, hash, models, rpm, tpm, concurrent, tokens_day, tokens_month, dollars_day,"
-         " dollars_month, expires_at, enabled, revoked, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,0,?)");
+         "INSERT INTO keys (name, prefix, hash, models, rpm, tpm, concurrent, tokens_day, "
+         "tokens_month, dollars_day,"
+         " dollars_month, expires_at, enabled, revoked, created_at) VALUES "
+         "(?,?,?,?,?,?,?,?,?,?,?,?,?,0,?)");
   s.bind(1, k.name).bind(2, k.prefix).bind(3, k.hash).bind(4, json(k.models).dump());
-  s.bind(5, k.limits.requests_per_minute).bind(6, k.limits.tokens_per_minute).bind(7, k.limits.concurrent);
-  s.bind(8, k.limits.tokens_per_day).bind(9, k.limits.tokens_per_month).bind(10, k.limits.dollars_per_day);
-  s.bind(11, k.limits.dollars_per_month).bind(12, k.expires_at).bind(13, int64_t(k.enabled)).bind(14, k.created_at);
+  s.bind(5, k.limits.requests_per_minute)
+      .bind(6, k.limits.tokens_per_minute)
+      .bind(7, k.limits.concurrent);
+  s.bind(8, k.limits.tokens_per_day)
+      .bind(9, k.limits.tokens_per_month)
+      .bind(10, k.limits.dollars_per_day);
+  s.bind(11, k.limits.dollars_per_month)
+      .bind(12, k.expires_at)
+      .bind(13, int64_t(k.enabled))
+      .bind(14, k.created_at);
   s.step();
   k.id = sqlite3_last_insert_rowid(db_);
   return {k, key};
@@ -210,11 +254,16 @@ std::optional<KeyInfo> Db::get_key(int64_t id) {
 void Db::update_key(const KeyInfo& k) {
   std::lock_guard lock(mu_);
   Stmt s(db_,
-         "UPDATE keys SET name=?, models=?, rpm=?, tpm=?, concurrent=?, tokens_day=?, tokens_month=?, dollars_day=?,"
+         "UPDATE keys SET name=?, models=?, rpm=?, tpm=?, concurrent=?, tokens_day=?, "
+         "tokens_month=?, dollars_day=?,"
          " dollars_month=?, expires_at=?, enabled=? WHERE id=?");
   s.bind(1, k.name).bind(2, json(k.models).dump()).bind(3, k.limits.requests_per_minute);
-  s.bind(4, k.limits.tokens_per_minute).bind(5, k.limits.concurrent).bind(6, k.limits.tokens_per_day);
-  s.bind(7, k.limits.tokens_per_month).bind(8, k.limits.dollars_per_day).bind(9, k.limits.dollars_per_month);
+  s.bind(4, k.limits.tokens_per_minute)
+      .bind(5, k.limits.concurrent)
+      .bind(6, k.limits.tokens_per_day);
+  s.bind(7, k.limits.tokens_per_month)
+      .bind(8, k.limits.dollars_per_day)
+      .bind(9, k.limits.dollars_per_month);
   s.bind(10, k.expires_at).bind(11, int64_t(k.enabled)).bind(12, k.id);
   s.step();
 }
@@ -233,16 +282,26 @@ void Db::insert_usage(const std::vector<UsageRow>& rows) {
   exec("BEGIN");
   try {
     Stmt s(db_,
-           "INSERT INTO usage (ts_ms, key_id, model, backend, endpoint, prompt_tokens, cached_tokens, completion_tokens,"
-           " latency_ms, status, stream, energy_j, cost_local, cost_cloud, prompt) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+           "INSERT INTO usage (ts_ms, key_id, model, backend, endpoint, prompt_tokens, "
+           "cached_tokens, completion_tokens,"
+           " latency_ms, status, stream, energy_j, cost_local, cost_cloud, prompt) VALUES "
+           "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     for (const auto& r : rows) {
       sqlite3_reset(s.s);
       s.bind(1, r.ts_ms).bind(2, r.key_id).bind(3, r.model).bind(4, r.backend).bind(5, r.endpoint);
-      s.bind(6, r.prompt_tokens).bind(7, r.cached_tokens).bind(8, r.completion_tokens).bind(9, r.latency_ms);
-      s.bind(10, int64_t(r.status)).bind(11, int64_t(r.stream)).bind(12, r.energy_j).bind(13, r.cost_local);
+      s.bind(6, r.prompt_tokens)
+          .bind(7, r.cached_tokens)
+          .bind(8, r.completion_tokens)
+          .bind(9, r.latency_ms);
+      s.bind(10, int64_t(r.status))
+          .bind(11, int64_t(r.stream))
+          .bind(12, r.energy_j)
+          .bind(13, r.cost_local);
       s.bind(14, r.cost_cloud);
-      if (r.prompt.empty()) sqlite3_bind_null(s.s, 15);
-      else s.bind(15, r.prompt);
+      if (r.prompt.empty())
+        sqlite3_bind_null(s.s, 15);
+      else
+        s.bind(15, r.prompt);
       s.step();
     }
   } catch (...) {
@@ -254,10 +313,12 @@ void Db::insert_usage(const std::vector<UsageRow>& rows) {
 
 Totals Db::totals(int64_t key_id, int64_t since_ms, int64_t until_ms) {
   std::lock_guard lock(mu_);
-  Stmt s(db_,
-         "SELECT count(*), coalesce(sum(prompt_tokens),0), coalesce(sum(cached_tokens),0),"
-         " coalesce(sum(completion_tokens),0), coalesce(sum(energy_j),0), coalesce(sum(cost_local),0),"
-         " coalesce(sum(cost_cloud),0) FROM usage WHERE (?1 < 0 OR key_id = ?1) AND ts_ms >= ?2 AND ts_ms < ?3");
+  Stmt s(
+      db_,
+      "SELECT count(*), coalesce(sum(prompt_tokens),0), coalesce(sum(cached_tokens),0),"
+      " coalesce(sum(completion_tokens),0), coalesce(sum(energy_j),0), coalesce(sum(cost_local),0),"
+      " coalesce(sum(cost_cloud),0) FROM usage WHERE (?1 < 0 OR key_id = ?1) AND ts_ms >= ?2 AND "
+      "ts_ms < ?3");
   s.bind(1, key_id).bind(2, since_ms).bind(3, until_ms);
   Totals t;
   if (s.step()) {
@@ -274,17 +335,25 @@ Totals Db::totals(int64_t key_id, int64_t since_ms, int64_t until_ms) {
 
 json Db::report(const std::string& by, int64_t key_id, int64_t since_ms) {
   std::string group;
-  if (by == "key") group = "key_id";
-  else if (by == "model") group = "model";
-  else if (by == "backend") group = "backend";
-  else if (by == "day") group = "date(ts_ms / 1000, 'unixepoch')";
-  else fail("unknown report grouping '", by, "' (key, model, backend or day)");
+  if (by == "key")
+    group = "key_id";
+  else if (by == "model")
+    group = "model";
+  else if (by == "backend")
+    group = "backend";
+  else if (by == "day")
+    group = "date(ts_ms / 1000, 'unixepoch')";
+  else
+    fail("unknown report grouping '", by, "' (key, model, backend or day)");
   std::lock_guard lock(mu_);
-  Stmt s(db_, ("SELECT " + group +
-               ", count(*), sum(prompt_tokens), sum(cached_tokens), sum(completion_tokens), sum(energy_j),"
-               " sum(cost_local), sum(cost_cloud), sum(status = 200) FROM usage WHERE (?1 < 0 OR key_id = ?1) AND ts_ms >= ?2"
-               " GROUP BY 1 ORDER BY 1")
-                  .c_str());
+  Stmt s(
+      db_,
+      ("SELECT " + group +
+       ", count(*), sum(prompt_tokens), sum(cached_tokens), sum(completion_tokens), sum(energy_j),"
+       " sum(cost_local), sum(cost_cloud), sum(status = 200) FROM usage WHERE (?1 < 0 OR key_id = "
+       "?1) AND ts_ms >= ?2"
+       " GROUP BY 1 ORDER BY 1")
+          .c_str());
   s.bind(1, key_id).bind(2, since_ms);
   json rows = json::array();
   while (s.step()) {

@@ -28,8 +28,8 @@ int64_t now_ms();
 struct KeyInfo {
   int64_t id = 0;
   std::string name;
-  std::string prefix;  // first characters of the key, for display
-  std::string hash;    // SHA-256 hex of the whole key
+  std::string prefix;               // first characters of the key, for display
+  std::string hash;                 // SHA-256 hex of the whole key
   std::vector<std::string> models;  // empty = every model
   Limits limits;
   int64_t expires_at = 0;  // unix seconds; 0 = never
@@ -74,7 +74,8 @@ class Db {
   bool revoke_key(int64_t id);
 
   void insert_usage(const std::vector<UsageRow>& rows);
-  // key_id < 0: every key. Rows with ts_ms >= since_ms and < until_ms; only rows with status 200 count tokens.
+  // key_id < 0: every key. Rows with ts_ms >= since_ms and < until_ms; only rows with status 200
+  // count tokens.
   Totals totals(int64_t key_id, int64_t since_ms, int64_t until_ms = INT64_MAX);
   // Groups by "key", "model", "day" or "backend".
   nlohmann::json report(const std::string& by, int64_t key_id, int64_t since_ms);

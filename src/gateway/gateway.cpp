@@ -25,12 +25,14 @@ namespace pocket::gateway {
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-Cost cost_of(const Prices& p, double energy_j, double busy_s, int64_t prompt, int64_t cached, int64_t completion) {
+Cost cost_of(const Prices& p, double energy_j, double busy_s, int64_t prompt, int64_t cached,
+             int64_t completion) {
   Cost c;
   c.energy_j = energy_j;
-  c.local = energy_j / 3.6e6 * p.electricity_per_kwh * p.pue + p.hardware_per_hour * busy_s / 3600.0;
-  c.cloud = (double(prompt - cached) * p.cloud_input_per_1m + double(cached) * p.cloud_cached_per_1m +
-             double(completion) * p.cloud_output_per_1m) /
+  c.local =
+      energy_j / 3.6e6 * p.electricity_per_kwh * p.pue + p.hardware_per_hour * busy_s / 3600.0;
+  c.cloud = (double(prompt - cached) * p.cloud_input_per_1m +
+             double(cached) * p.cloud_cached_per_1m + double(completion) * p.cloud_output_per_1m) /
             1e6;
   return c;
 }
@@ -45,7 +47,10 @@ struct ApiError {
 
 json error_json(const ApiError& e) {
   return {{"error",
-           {{"message", e.message}, {"type", e.type}, {"param", nullptr}, {"code", e.code.empty() ? json(nullptr) : json(e.code)}}}};
+           {{"message", e.message},
+            {"type", e.type},
+            {"param", nullptr},
+            {"code", e.code.empty() ? json(nullptr) : json(e.code)}}}};
 }
 
 void send_error(httplib::Response& res, const ApiError& e) {
@@ -54,7 +59,9 @@ void send_error(httplib::Response& res, const ApiError& e) {
   res.set_content(error_json(e).dump(), "application/json");
 }
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 // Package energy counters (/sys/class/powercap/intel-rapl:N), when readable.
 class Rapl {
@@ -87,7 +94,8 @@ class Rapl {
   }
   double joules_between(const std::vector<double>& a, const std::vector<double>& b) const {
     double uj = 0;
-    for (size_t i = 0; i < a.size() && i < b.size(); i++) uj += b[i] >= a[i] ? b[i] - a[i] : b[i] + ranges_[i] - a[i];
+    for (size_t i = 0; i < a.size() && i < b.size(); i++)
+      uj += b[i] >= a[i] ? b[i] - a[i] : b[i] + ranges_[i] - a[i];
     return uj / 1e6;
   }
 
@@ -108,7 +116,9 @@ struct Backend {
   std::mutex mu;
   std::vector<std::unique_ptr<httplib::Client>> idle;
 
-  bool serves(const std::string& m) const { return std::find(models.begin(), models.end(), m) != models.end(); }
+  bool serves(const std::string& m) const {
+    return std::find(models.begin(), models.end(), m) != models.end();
+  }
   bool available(int64_t now) const { return healthy && now >= ejected_until_ms; }
   std::unique_ptr<httplib::Client> take(int64_t read_timeout_s) {
     {
@@ -252,8 +262,10 @@ struct Gateway::State {
   bool admin(const httplib::Request& req, httplib::Response& res);
   Backend* pick(const std::string& model, const std::set<Backend*>& tried);
   void proxy(const httplib::Request& req, httplib::Response& res, const std::string& endpoint);
-  bool try_plain(const std::shared_ptr<Call>& call, Backend* b, const std::string& body, httplib::Response& res);
-  int try_stream(const std::shared_ptr<Call>& call, Backend* b, const std::string& body, httplib::Response& res);
+  bool try_plain(const std::shared_ptr<Call>& call, Backend* b, const std::string& body,
+                 httplib::Response& res);
+  int try_stream(const std::shared_ptr<Call>& call, Backend* b, const std::string& body,
+                 httplib::Response& res);
   void take_usage(Call& c, nlohmann::ordered_json& usage);
   void finish(Call& c, int status);
   void record(UsageRow row);
@@ -274,10 +286,12 @@ void Gateway::State::reload_keys() {
   keys_loaded_ms = now_ms();
 }
 
-std::optional<KeyInfo> Gateway::State::authenticate(const httplib::Request& req, httplib::Response& res) {
+std::optional<KeyInfo> Gateway::State::authenticate(const httplib::Request& req,
+                                                    httplib::Response& res) {
   const std::string auth = req.get_header_value("Authorization");
   if (auth.rfind("Bearer ", 0) != 0) {
-    send_error(res, {401, "You didn't provide an API key. Send it as 'Authorization: Bearer KEY'.", "invalid_request_error", "missing_api_key"});
+    send_error(res, {401, "You didn't provide an API key. Send it as 'Authorization: Bearer KEY'.",
+                     "invalid_request_error", "missing_api_key"});
     return std::nullopt;
   }
   const std::string hash = sha256_hex(std::string_view(auth).substr(7));
@@ -299,11 +313,13 @@ std::optional<KeyInfo> Gateway::State::authenticate(const httplib::Request& req,
     if (now_ms() - keys_loaded_ms >= 200) reload_keys();
   }
   if (!found) {
-    send_error(res, {401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key"});
+    send_error(res,
+               {401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key"});
     return std::nullopt;
   }
   if (found->revoked) {
-    send_error(res, {401, "This API key has been revoked.", "invalid_request_error", "key_revoked"});
+    send_error(res,
+               {401, "This API key has been revoked.", "invalid_request_error", "key_revoked"});
     return std::nullopt;
   }
   if (!found->enabled) {
@@ -319,11 +335,13 @@ std::optional<KeyInfo> Gateway::State::authenticate(const httplib::Request& req,
 
 bool Gateway::State::admin(const httplib::Request& req, httplib::Response& res) {
   if (cfg.admin_key.empty()) {
-    send_error(res, {403, "the admin API is disabled (no admin_key in the config)", "permission_error", "admin_disabled"});
+    send_error(res, {403, "the admin API is disabled (no admin_key in the config)",
+                     "permission_error", "admin_disabled"});
     return false;
   }
   const std::string auth = req.get_header_value("Authorization");
-  if (auth.rfind("Bearer ", 0) != 0 || !equal_ct(sha256_hex(auth.substr(7)), sha256_hex(cfg.admin_key))) {
+  if (auth.rfind("Bearer ", 0) != 0 ||
+      !equal_ct(sha256_hex(auth.substr(7)), sha256_hex(cfg.admin_key))) {
     send_error(res, {401, "Incorrect admin key.", "invalid_request_error", "invalid_admin_key"});
     return false;
   }
@@ -358,12 +376,14 @@ void Gateway::State::take_usage(Call& c, nlohmann::ordered_json& usage) {
   const double share = std::max(1.0, 0.5 * double(c.outstanding_at_start + std::max(now_out, 1)));
   double energy;
   if (rapl.available() && !c.rapl_start.empty()) {
-    const double inflight_share = std::max(1.0, 0.5 * double(c.inflight_at_start + std::max(inflight.load(), 1)));
+    const double inflight_share =
+        std::max(1.0, 0.5 * double(c.inflight_at_start + std::max(inflight.load(), 1)));
     energy = rapl.joules_between(c.rapl_start, rapl.read()) / inflight_share;
   } else {
     energy = cfg.prices.busy_watts * elapsed / share;
   }
-  c.cost = cost_of(cfg.prices, energy, elapsed / share, c.prompt_tokens, c.cached_tokens, c.completion_tokens);
+  c.cost = cost_of(cfg.prices, energy, elapsed / share, c.prompt_tokens, c.cached_tokens,
+                   c.completion_tokens);
   usage["cost"] = {{"local_usd", c.cost.local},
                    {"cloud_usd", c.cost.cloud},
                    {"saving_usd", c.cost.cloud - c.cost.local},
@@ -398,12 +418,17 @@ void Gateway::State::finish(Call& c, int status) {
   row.cost_cloud = c.cost.cloud;
   row.prompt = c.prompt;
   record(std::move(row));
-  metrics.add(str("pocket_gateway_requests_total{endpoint=\"", c.endpoint, "\",status=\"", status, "\"}"), 1);
+  metrics.add(
+      str("pocket_gateway_requests_total{endpoint=\"", c.endpoint, "\",status=\"", status, "\"}"),
+      1);
   metrics.add("pocket_gateway_request_seconds_sum", latency_ms / 1e3);
   metrics.add("pocket_gateway_request_seconds_count", 1);
-  metrics.add(str("pocket_gateway_tokens_total{kind=\"prompt\",model=\"", esc(c.model), "\"}"), double(c.prompt_tokens));
-  metrics.add(str("pocket_gateway_tokens_total{kind=\"cached\",model=\"", esc(c.model), "\"}"), double(c.cached_tokens));
-  metrics.add(str("pocket_gateway_tokens_total{kind=\"completion\",model=\"", esc(c.model), "\"}"), double(c.completion_tokens));
+  metrics.add(str("pocket_gateway_tokens_total{kind=\"prompt\",model=\"", esc(c.model), "\"}"),
+              double(c.prompt_tokens));
+  metrics.add(str("pocket_gateway_tokens_total{kind=\"cached\",model=\"", esc(c.model), "\"}"),
+              double(c.cached_tokens));
+  metrics.add(str("pocket_gateway_tokens_total{kind=\"completion\",model=\"", esc(c.model), "\"}"),
+              double(c.completion_tokens));
   metrics.add("pocket_gateway_energy_joules_total", c.cost.energy_j);
   metrics.add("pocket_gateway_cost_local_dollars_total", c.cost.local);
   metrics.add("pocket_gateway_cost_cloud_dollars_total", c.cost.cloud);
@@ -454,7 +479,8 @@ void Gateway::State::writer_loop() {
   while (!stopping) {
     {
       std::unique_lock lock(usage_mu);
-      usage_cv.wait_for(lock, std::chrono::milliseconds(100), [&] { return stopping || usage_queue.size() >= 256; });
+      usage_cv.wait_for(lock, std::chrono::milliseconds(100),
+                        [&] { return stopping || usage_queue.size() >= 256; });
     }
     flush();
   }
@@ -469,7 +495,8 @@ void Gateway::State::check_health() {
     auto r = c.Get("/health");
     const bool ok = r && r->status == 200;
     if (ok != b->healthy.load())
-      std::fprintf(stderr, "pocket gateway: backend %s is %s\n", b->url.c_str(), ok ? "healthy" : "unhealthy");
+      std::fprintf(stderr, "pocket gateway: backend %s is %s\n", b->url.c_str(),
+                   ok ? "healthy" : "unhealthy");
     b->healthy = ok;
   }
 }
@@ -479,7 +506,8 @@ void Gateway::State::health_loop() {
   while (!stopping) {
     {
       std::unique_lock lock(stop_mu);
-      stop_cv.wait_for(lock, std::chrono::milliseconds(cfg.health_interval_ms), [&] { return stopping.load(); });
+      stop_cv.wait_for(lock, std::chrono::milliseconds(cfg.health_interval_ms),
+                       [&] { return stopping.load(); });
     }
     if (stopping) break;
     check_health();
@@ -500,46 +528,59 @@ void Gateway::State::seed_limits() {
   if (counters->shared()) return;
   const int64_t t = std::time(nullptr);
   const Windows w = windows_at(t);
-  const int64_t minute0 = (t - t % 60) * 1000, day0 = (t - t % 86400) * 1000, month0 = (t - (86400 * 31 - w.to_next_month)) * 1000;
+  const int64_t minute0 = (t - t % 60) * 1000, day0 = (t - t % 86400) * 1000,
+                month0 = (t - (86400 * 31 - w.to_next_month)) * 1000;
   // Month start: the window id changes at the UTC month boundary; find it by stepping back days.
   int64_t m0 = t - t % 86400;
   while (windows_at(m0 - 1).month == w.month) m0 -= 86400;
   (void)month0;
   for (const auto& k : db->list_keys()) {
-    const Totals m = db->totals(k.id, minute0), d = db->totals(k.id, day0), mo = db->totals(k.id, m0 * 1000);
-    limiter->seed(k.id, m.requests, m.tokens(), d.tokens(), mo.tokens(), d.cost_local, mo.cost_local, t);
+    const Totals m = db->totals(k.id, minute0), d = db->totals(k.id, day0),
+                 mo = db->totals(k.id, m0 * 1000);
+    limiter->seed(k.id, m.requests, m.tokens(), d.tokens(), mo.tokens(), d.cost_local,
+                  mo.cost_local, t);
   }
 }
 
-void Gateway::State::proxy(const httplib::Request& req, httplib::Response& res, const std::string& endpoint) {
+void Gateway::State::proxy(const httplib::Request& req, httplib::Response& res,
+                           const std::string& endpoint) {
   auto key = authenticate(req, res);
   if (!key) return;
   json body;
   try {
     body = json::parse(req.body);
   } catch (const json::exception& e) {
-    return send_error(res, {400, str("We could not parse the JSON body of your request: ", e.what()), "invalid_request_error", "invalid_json"});
+    return send_error(res,
+                      {400, str("We could not parse the JSON body of your request: ", e.what()),
+                       "invalid_request_error", "invalid_json"});
   }
   if (!body.is_object() || !body.contains("model") || !body["model"].is_string())
-    return send_error(res, {400, "you must provide a model parameter", "invalid_request_error", "missing_model"});
+    return send_error(
+        res, {400, "you must provide a model parameter", "invalid_request_error", "missing_model"});
   auto call = std::make_shared<Call>();
   call->key = *key;
   call->endpoint = endpoint;
   call->model = body["model"].get<std::string>();
-  if (!key->models.empty() && std::find(key->models.begin(), key->models.end(), call->model) == key->models.end())
-    return send_error(res, {403, str("This key may not use the model '", call->model, "'"), "permission_error", "model_not_allowed"});
+  if (!key->models.empty() &&
+      std::find(key->models.begin(), key->models.end(), call->model) == key->models.end())
+    return send_error(res, {403, str("This key may not use the model '", call->model, "'"),
+                            "permission_error", "model_not_allowed"});
   if (std::find(models.begin(), models.end(), call->model) == models.end())
-    return send_error(res, {404, str("The model '", call->model, "' does not exist"), "invalid_request_error", "model_not_found"});
+    return send_error(res, {404, str("The model '", call->model, "' does not exist"),
+                            "invalid_request_error", "model_not_found"});
 
   std::optional<LimitHit> hit;
   try {
     hit = limiter->admit(key->id, key->limits, call->ts_s);
   } catch (const std::exception& e) {
-    return send_error(res, {503, str("limit store unavailable: ", e.what()), "server_error", "limits_unavailable", 1});
+    return send_error(res, {503, str("limit store unavailable: ", e.what()), "server_error",
+                            "limits_unavailable", 1});
   }
   if (hit) {
-    const bool budget = hit->limit.find("_per_day") != std::string::npos || hit->limit.find("_per_month") != std::string::npos;
-    send_error(res, {429, hit->message, budget ? "insufficient_quota" : "rate_limit_exceeded", hit->limit, hit->retry_after_s});
+    const bool budget = hit->limit.find("_per_day") != std::string::npos ||
+                        hit->limit.find("_per_month") != std::string::npos;
+    send_error(res, {429, hit->message, budget ? "insufficient_quota" : "rate_limit_exceeded",
+                     hit->limit, hit->retry_after_s});
     metrics.add(str("pocket_gateway_limit_rejections_total{limit=\"", hit->limit, "\"}"), 1);
     UsageRow row;
     row.ts_ms = call->ts_ms;
@@ -548,7 +589,8 @@ void Gateway::State::proxy(const httplib::Request& req, httplib::Response& res, 
     row.endpoint = endpoint;
     row.status = 429;
     record(std::move(row));
-    metrics.add(str("pocket_gateway_requests_total{endpoint=\"", endpoint, "\",status=\"429\"}"), 1);
+    metrics.add(str("pocket_gateway_requests_total{endpoint=\"", endpoint, "\",status=\"429\"}"),
+                1);
     return;
   }
   inflight++;
@@ -561,7 +603,9 @@ void Gateway::State::proxy(const httplib::Request& req, httplib::Response& res, 
                          body["stream_options"].value("include_usage", false);
     body["stream_options"]["include_usage"] = true;  // tokens for the limits and the ledger
   }
-  if (cfg.log_prompts) call->prompt = body.contains("messages") ? body["messages"].dump() : body.value("prompt", json()).dump();
+  if (cfg.log_prompts)
+    call->prompt =
+        body.contains("messages") ? body["messages"].dump() : body.value("prompt", json()).dump();
   const std::string upstream_body = body.dump();
 
   std::set<Backend*> tried;
@@ -590,7 +634,8 @@ void Gateway::State::proxy(const httplib::Request& req, httplib::Response& res, 
 }
 
 // Non-streaming: one round trip on a pooled keep-alive connection. False: retry elsewhere.
-bool Gateway::State::try_plain(const std::shared_ptr<Call>& call, Backend* b, const std::string& body, httplib::Response& res) {
+bool Gateway::State::try_plain(const std::shared_ptr<Call>& call, Backend* b,
+                               const std::string& body, httplib::Response& res) {
   auto cli = b->take(cfg.upstream_timeout_s);
   auto r = cli->Post(call->endpoint, body, "application/json");
   if (!r || r->status >= 500) {
@@ -613,7 +658,9 @@ bool Gateway::State::try_plain(const std::shared_ptr<Call>& call, Backend* b, co
   }
   b->outstanding--;
   b->give(std::move(cli));
-  res.set_content(out, r->get_header_value("Content-Type").empty() ? "application/json" : r->get_header_value("Content-Type"));
+  res.set_content(out, r->get_header_value("Content-Type").empty()
+                           ? "application/json"
+                           : r->get_header_value("Content-Type"));
   finish(*call, r->status);
   return true;
 }
@@ -621,7 +668,8 @@ bool Gateway::State::try_plain(const std::shared_ptr<Call>& call, Backend* b, co
 // Streaming: a worker thread reads the upstream response into `Upstream`; this
 // thread waits for the first bytes before answering, so a backend that fails
 // before then is retried. 0: retry elsewhere; 1: answered.
-int Gateway::State::try_stream(const std::shared_ptr<Call>& call, Backend* b, const std::string& body, httplib::Response& res) {
+int Gateway::State::try_stream(const std::shared_ptr<Call>& call, Backend* b,
+                               const std::string& body, httplib::Response& res) {
   auto up = std::make_shared<Upstream>();
   const std::string url = b->url, path = call->endpoint;
   const int64_t timeout = cfg.upstream_timeout_s;
@@ -698,7 +746,8 @@ int Gateway::State::try_stream(const std::shared_ptr<Call>& call, Backend* b, co
         bool done;
         {
           std::unique_lock lock(up->mu);
-          up->cv.wait_for(lock, std::chrono::milliseconds(200), [&] { return up->done || !up->pending.empty(); });
+          up->cv.wait_for(lock, std::chrono::milliseconds(200),
+                          [&] { return up->done || !up->pending.empty(); });
           data.swap(up->pending);
           done = up->done;
           if (done && up->error) st->failed = true;
@@ -755,29 +804,46 @@ void Gateway::State::routes() {
   http.set_tcp_nodelay(true);
   // Idle keep-alive connections hold a worker thread; stop() waits for them.
   http.set_keep_alive_timeout(2);
-  http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
+  http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req,
+                                                                 httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
     ApiError e{res.status, str("HTTP ", res.status), "invalid_request_error", ""};
-    if (res.status == 404) e.message = str("Unknown request URL: ", req.method, " ", req.path), e.code = "unknown_url";
+    if (res.status == 404)
+      e.message = str("Unknown request URL: ", req.method, " ", req.path), e.code = "unknown_url";
     send_error(res, e);
     return httplib::Server::HandlerResponse::Handled;
   }));
   http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-    if (req.path == "/v1/chat/completions" || req.path == "/v1/completions") return;  // logged with their usage
-    metrics.add(str("pocket_gateway_requests_total{endpoint=\"", req.path.rfind("/admin/", 0) == 0 ? "/admin" : req.path == "/v1/models" || req.path == "/health" || req.path == "/metrics" || req.path == "/v1/usage" ? req.path : "other",
+    if (req.path == "/v1/chat/completions" || req.path == "/v1/completions")
+      return;  // logged with their usage
+    metrics.add(str("pocket_gateway_requests_total{endpoint=\"",
+                    req.path.rfind("/admin/", 0) == 0 ? "/admin"
+                    : req.path == "/v1/models" || req.path == "/health" || req.path == "/metrics" ||
+                            req.path == "/v1/usage"
+                        ? req.path
+                        : "other",
                     "\",status=\"", res.status, "\"}"),
                 1);
-    if (log) access_log({{"ts_ms", now_ms()}, {"method", req.method}, {"path", req.path}, {"status", res.status}});
+    if (log)
+      access_log({{"ts_ms", now_ms()},
+                  {"method", req.method},
+                  {"path", req.path},
+                  {"status", res.status}});
   });
 
-  http.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) { proxy(req, res, "/v1/chat/completions"); });
-  http.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) { proxy(req, res, "/v1/completions"); });
+  http.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
+    proxy(req, res, "/v1/chat/completions");
+  });
+  http.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
+    proxy(req, res, "/v1/completions");
+  });
   http.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
     auto key = authenticate(req, res);
     if (!key) return;
     json data = json::array();
     for (const auto& m : models)
-      if (key->models.empty() || std::find(key->models.begin(), key->models.end(), m) != key->models.end())
+      if (key->models.empty() ||
+          std::find(key->models.begin(), key->models.end(), m) != key->models.end())
         data.push_back({{"id", m}, {"object", "model"}, {"created", 0}, {"owned_by", "pocket"}});
     res.set_content(json{{"object", "list"}, {"data", data}}.dump(), "application/json");
   });
@@ -786,9 +852,13 @@ void Gateway::State::routes() {
     if (!key) return;
     const std::string m = req.matches[1];
     if (std::find(models.begin(), models.end(), m) == models.end() ||
-        (!key->models.empty() && std::find(key->models.begin(), key->models.end(), m) == key->models.end()))
-      return send_error(res, {404, str("The model '", m, "' does not exist"), "invalid_request_error", "model_not_found"});
-    res.set_content(json{{"id", m}, {"object", "model"}, {"created", 0}, {"owned_by", "pocket"}}.dump(), "application/json");
+        (!key->models.empty() &&
+         std::find(key->models.begin(), key->models.end(), m) == key->models.end()))
+      return send_error(res, {404, str("The model '", m, "' does not exist"),
+                              "invalid_request_error", "model_not_found"});
+    res.set_content(
+        json{{"id", m}, {"object", "model"}, {"created", 0}, {"owned_by", "pocket"}}.dump(),
+        "application/json");
   });
   http.Get("/v1/usage", [this](const httplib::Request& req, httplib::Response& res) {
     auto key = authenticate(req, res);
@@ -811,20 +881,31 @@ void Gateway::State::routes() {
     int up = 0;
     for (auto& b : backends) up += b->available(now);
     res.status = up > 0 ? 200 : 503;
-    res.set_content(json{{"status", up > 0 ? "ok" : "no_backend"}, {"backends_available", up}}.dump(), "application/json");
+    res.set_content(
+        json{{"status", up > 0 ? "ok" : "no_backend"}, {"backends_available", up}}.dump(),
+        "application/json");
   });
   http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     std::string out = metrics.render();
     const int64_t now = now_ms();
     out += "# TYPE pocket_gateway_backend_outstanding gauge\n";
-    for (auto& b : backends) out += str("pocket_gateway_backend_outstanding{backend=\"", b->url, "\"} ", b->outstanding.load(), "\n");
+    for (auto& b : backends)
+      out += str("pocket_gateway_backend_outstanding{backend=\"", b->url, "\"} ",
+                 b->outstanding.load(), "\n");
     out += "# TYPE pocket_gateway_backend_available gauge\n";
-    for (auto& b : backends) out += str("pocket_gateway_backend_available{backend=\"", b->url, "\"} ", int(b->available(now)), "\n");
+    for (auto& b : backends)
+      out += str("pocket_gateway_backend_available{backend=\"", b->url, "\"} ",
+                 int(b->available(now)), "\n");
     out += "# TYPE pocket_gateway_backend_requests_total counter\n";
-    for (auto& b : backends) out += str("pocket_gateway_backend_requests_total{backend=\"", b->url, "\"} ", b->requests.load(), "\n");
+    for (auto& b : backends)
+      out += str("pocket_gateway_backend_requests_total{backend=\"", b->url, "\"} ",
+                 b->requests.load(), "\n");
     out += "# TYPE pocket_gateway_backend_failures_total counter\n";
-    for (auto& b : backends) out += str("pocket_gateway_backend_failures_total{backend=\"", b->url, "\"} ", b->failures.load(), "\n");
-    out += str("# TYPE pocket_gateway_inflight gauge\npocket_gateway_inflight ", inflight.load(), "\n");
+    for (auto& b : backends)
+      out += str("pocket_gateway_backend_failures_total{backend=\"", b->url, "\"} ",
+                 b->failures.load(), "\n");
+    out += str("# TYPE pocket_gateway_inflight gauge\npocket_gateway_inflight ", inflight.load(),
+               "\n");
     res.set_content(out, "text/plain; version=0.0.4");
   });
 
@@ -835,41 +916,48 @@ void Gateway::State::routes() {
       try {
         handler(req, res);
       } catch (const json::exception& e) {
-        send_error(res, {400, str("invalid request: ", e.what()), "invalid_request_error", "invalid_json"});
+        send_error(res, {400, str("invalid request: ", e.what()), "invalid_request_error",
+                         "invalid_json"});
       } catch (const Error& e) {
         send_error(res, {400, e.what(), "invalid_request_error", ""});
       }
     };
   };
   http.Post("/admin/keys", admin_json([this](const httplib::Request& req, httplib::Response& res) {
-    KeyInfo k;
-    k.limits = cfg.default_limits;
-    apply_key_json(req.body.empty() ? json::object() : json::parse(req.body), k);
-    if (k.name.empty()) k.name = "key";
-    auto [rec, secret] = db->create_key(k);
-    reload_keys();
-    json j = key_json(rec);
-    j["key"] = secret;
-    res.status = 201;
-    res.set_content(j.dump(), "application/json");
-  }));
+              KeyInfo k;
+              k.limits = cfg.default_limits;
+              apply_key_json(req.body.empty() ? json::object() : json::parse(req.body), k);
+              if (k.name.empty()) k.name = "key";
+              auto [rec, secret] = db->create_key(k);
+              reload_keys();
+              json j = key_json(rec);
+              j["key"] = secret;
+              res.status = 201;
+              res.set_content(j.dump(), "application/json");
+            }));
   http.Get("/admin/keys", admin_json([this](const httplib::Request&, httplib::Response& res) {
-    json arr = json::array();
-    for (const auto& k : db->list_keys()) arr.push_back(key_json(k));
-    res.set_content(json{{"object", "list"}, {"data", arr}}.dump(), "application/json");
-  }));
-  auto get_id = [this](const httplib::Request& req, httplib::Response& res) -> std::optional<KeyInfo> {
+             json arr = json::array();
+             for (const auto& k : db->list_keys()) arr.push_back(key_json(k));
+             res.set_content(json{{"object", "list"}, {"data", arr}}.dump(), "application/json");
+           }));
+  auto get_id = [this](const httplib::Request& req,
+                       httplib::Response& res) -> std::optional<KeyInfo> {
     auto k = db->get_key(std::stoll(req.matches[1]));
-    if (!k) send_error(res, {404, str("no key with id ", std::string(req.matches[1])), "invalid_request_error", "key_not_found"});
+    if (!k)
+      send_error(res, {404, str("no key with id ", std::string(req.matches[1])),
+                       "invalid_request_error", "key_not_found"});
     return k;
   };
-  http.Get(R"(/admin/keys/(\d+))", admin_json([get_id](const httplib::Request& req, httplib::Response& res) {
-    if (auto k = get_id(req, res)) res.set_content(key_json(*k).dump(), "application/json");
-  }));
+  http.Get(R"(/admin/keys/(\d+))",
+           admin_json([get_id](const httplib::Request& req, httplib::Response& res) {
+             if (auto k = get_id(req, res))
+               res.set_content(key_json(*k).dump(), "application/json");
+           }));
   auto update = admin_json([this, get_id](const httplib::Request& req, httplib::Response& res) {
     auto k = get_id(req, res);
     if (!k) return;
-    if (k->revoked) return send_error(res, {409, "the key is revoked", "invalid_request_error", "key_revoked"});
+    if (k->revoked)
+      return send_error(res, {409, "the key is revoked", "invalid_request_error", "key_revoked"});
     apply_key_json(json::parse(req.body), *k);
     db->update_key(*k);
     reload_keys();
@@ -877,23 +965,29 @@ void Gateway::State::routes() {
   });
   http.Patch(R"(/admin/keys/(\d+))", update);
   http.Post(R"(/admin/keys/(\d+))", update);
-  http.Delete(R"(/admin/keys/(\d+))", admin_json([this, get_id](const httplib::Request& req, httplib::Response& res) {
-    auto k = get_id(req, res);
-    if (!k) return;
-    db->revoke_key(k->id);
-    reload_keys();
-    k->revoked = true;
-    k->enabled = false;
-    res.set_content(key_json(*k).dump(), "application/json");
-  }));
+  http.Delete(R"(/admin/keys/(\d+))",
+              admin_json([this, get_id](const httplib::Request& req, httplib::Response& res) {
+                auto k = get_id(req, res);
+                if (!k) return;
+                db->revoke_key(k->id);
+                reload_keys();
+                k->revoked = true;
+                k->enabled = false;
+                res.set_content(key_json(*k).dump(), "application/json");
+              }));
   http.Get("/admin/usage", admin_json([this](const httplib::Request& req, httplib::Response& res) {
-    flush();
-    const std::string by = req.has_param("by") ? req.get_param_value("by") : "key";
-    const int64_t key = req.has_param("key") ? std::stoll(req.get_param_value("key")) : -1;
-    const int64_t since = req.has_param("since_ms") ? std::stoll(req.get_param_value("since_ms")) : 0;
-    res.set_content(json{{"object", "list"}, {"by", by}, {"data", db->report(by, key, since)}, {"total", totals_json(db->totals(key, since))}}.dump(),
-                    "application/json");
-  }));
+             flush();
+             const std::string by = req.has_param("by") ? req.get_param_value("by") : "key";
+             const int64_t key = req.has_param("key") ? std::stoll(req.get_param_value("key")) : -1;
+             const int64_t since =
+                 req.has_param("since_ms") ? std::stoll(req.get_param_value("since_ms")) : 0;
+             res.set_content(json{{"object", "list"},
+                                  {"by", by},
+                                  {"data", db->report(by, key, since)},
+                                  {"total", totals_json(db->totals(key, since))}}
+                                 .dump(),
+                             "application/json");
+           }));
 }
 
 Gateway::Gateway(GatewayConfig config) : state_(std::make_unique<State>()) {
@@ -915,7 +1009,8 @@ Gateway::Gateway(GatewayConfig config) : state_(std::make_unique<State>()) {
     }
   s.models.assign(models.begin(), models.end());
   s.rapl.init(s.cfg.prices.rapl);
-  if (s.cfg.access_log == "-") s.log = stderr;
+  if (s.cfg.access_log == "-")
+    s.log = stderr;
   else if (!s.cfg.access_log.empty()) {
     s.log = std::fopen(s.cfg.access_log.c_str(), "a");
     if (!s.log) fail("cannot open access log '", s.cfg.access_log, "'");
@@ -938,15 +1033,18 @@ void Gateway::run() {
   s.routes();
   s.check_health();
   int port = s.cfg.port;
-  if (port == 0) port = s.http.bind_to_any_port(s.cfg.host);
-  else if (!s.http.bind_to_port(s.cfg.host, port)) port = -1;
+  if (port == 0)
+    port = s.http.bind_to_any_port(s.cfg.host);
+  else if (!s.http.bind_to_port(s.cfg.host, port))
+    port = -1;
   if (port <= 0) fail("cannot listen on ", s.cfg.host, ":", s.cfg.port);
   s.port = port;
   s.health_thread = std::thread([&s] { s.health_loop(); });
   s.writer_thread = std::thread([&s] { s.writer_loop(); });
-  std::fprintf(stderr, "pocket gateway: listening on http://%s:%d (%zu backends, %zu models, limits %s%s)\n", s.cfg.host.c_str(), port,
-               s.backends.size(), s.models.size(), s.counters->shared() ? "in redis" : "in process",
-               s.rapl.available() ? ", RAPL energy" : "");
+  std::fprintf(
+      stderr, "pocket gateway: listening on http://%s:%d (%zu backends, %zu models, limits %s%s)\n",
+      s.cfg.host.c_str(), port, s.backends.size(), s.models.size(),
+      s.counters->shared() ? "in redis" : "in process", s.rapl.available() ? ", RAPL energy" : "");
   s.http.listen_after_bind();
 }
 
@@ -961,6 +1059,8 @@ void Gateway::stop() {
   s.usage_cv.notify_all();
 }
 
-int Gateway::port() const { return state_->port; }
+int Gateway::port() const {
+  return state_->port;
+}
 
 }  // namespace pocket::gateway

@@ -15,7 +15,8 @@ class Gateway {
  public:
   explicit Gateway(GatewayConfig config);
   ~Gateway();
-  // Binds, prints "pocket gateway: listening on http://HOST:PORT" to stderr and serves until stop().
+  // Binds, prints "pocket gateway: listening on http://HOST:PORT" to stderr and serves until
+  // stop().
   void run();
   void stop();
   int port() const;
@@ -30,6 +31,7 @@ class Gateway {
 struct Cost {
   double energy_j = 0, local = 0, cloud = 0;
 };
-Cost cost_of(const Prices& p, double energy_j, double busy_s, int64_t prompt, int64_t cached, int64_t completion);
+Cost cost_of(const Prices& p, double energy_j, double busy_s, int64_t prompt, int64_t cached,
+             int64_t completion);
 
 }  // namespace pocket::gateway

@@ -14,11 +14,13 @@ TEST(GatewayNode, OpenAiSdkEndToEnd) {
   if (!std::filesystem::exists(source + "/tests/node/node_modules/openai"))
     GTEST_SKIP() << "tests/node/node_modules/openai missing: run scripts/setup.sh (npm install)";
   if (std::system("node --version > /dev/null 2>&1") != 0) GTEST_SKIP() << "node is not installed";
-  if (std::system("command -v redis-server > /dev/null 2>&1") != 0) GTEST_SKIP() << "redis-server is not installed";
+  if (std::system("command -v redis-server > /dev/null 2>&1") != 0)
+    GTEST_SKIP() << "redis-server is not installed";
   const char* bin = std::getenv("POCKET_BIN");
-  const std::string cmd = "cd '" + source + "/tests/node' && POCKET_BIN='" + std::string(bin ? bin : POCKET_BIN_PATH) +
-                          "' POCKET_SHARED_DIR='" + POCKET_SHARED_DIR +
-                          "' timeout 120 node --test --test-concurrency=1 --test-reporter=spec gateway.test.mjs 2>&1";
+  const std::string cmd =
+      "cd '" + source + "/tests/node' && POCKET_BIN='" + std::string(bin ? bin : POCKET_BIN_PATH) +
+      "' POCKET_SHARED_DIR='" + POCKET_SHARED_DIR +
+      "' timeout 120 node --test --test-concurrency=1 --test-reporter=spec gateway.test.mjs 2>&1";
   FILE* pipe = popen(cmd.c_str(), "r");
   ASSERT_NE(pipe, nullptr);
   std::string output;

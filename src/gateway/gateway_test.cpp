@@ -20,7 +20,9 @@ namespace pocket::gateway {
 namespace {
 
 std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("pocket_gw_" + std::to_string(getpid()) + "_" + name)).string();
+  return (std::filesystem::temp_directory_path() /
+          ("pocket_gw_" + std::to_string(getpid()) + "_" + name))
+      .string();
 }
 
 const char* kConfig = R"(
@@ -73,10 +75,13 @@ TEST(GatewayConfig, ErrorsNameKeyAndLine) {
   const std::string pool = "\n[[pools]]\nmodels=[\"m\"]\n[[pools.backends]]\nurl=\"http://h:1\"\n";
   expect_error("listen = 5" + pool, "gw.toml:1: key 'listen' must be a string");
   expect_error("\n\nbogus = 1" + pool, "gw.toml:3: key 'bogus' is unknown");
-  expect_error("[limits]\nrequests_per_minute = -1" + pool, "gw.toml:2: key 'requests_per_minute' must be in");
+  expect_error("[limits]\nrequests_per_minute = -1" + pool,
+               "gw.toml:2: key 'requests_per_minute' must be in");
   expect_error("[prices]\npue = 0.5" + pool, "gw.toml:2: key 'pue' must be >= 1");
-  expect_error("[redis]\nurl = \"http://x\"" + pool, "gw.toml:2: key 'redis.url' must start with redis://");
-  expect_error("[[pools]]\n[[pools.backends]]\nurl=\"http://h:1\"\nweight=0\n", "key 'weight' must be > 0");
+  expect_error("[redis]\nurl = \"http://x\"" + pool,
+               "gw.toml:2: key 'redis.url' must start with redis://");
+  expect_error("[[pools]]\n[[pools.backends]]\nurl=\"http://h:1\"\nweight=0\n",
+               "key 'weight' must be > 0");
   expect_error("[[pools]]\n[[pools.backends]]\nurl=\"http://h:1\"\n", "key 'models' is missing");
   expect_error("admin_key = \"x\"\n", "key 'pools' is missing");
   expect_error("listen = \"h:port\"" + pool, "gw.toml:1: key 'listen'");
@@ -234,7 +239,10 @@ TEST(GatewayLimits, LocalCounters) {
 
 int free_port() {
   // Bind port 0 through a tiny socket to learn a free port.
-  FILE* p = popen("python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\",0)); print(s.getsockname()[1])'", "r");
+  FILE* p = popen(
+      "python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\",0)); "
+      "print(s.getsockname()[1])'",
+      "r");
   int port = 0;
   if (p) {
     if (std::fscanf(p, "%d", &port) != 1) port = 0;
@@ -244,12 +252,14 @@ int free_port() {
 }
 
 TEST(GatewayLimits, RedisCountersSharedByTwoClients) {
-  if (std::system("command -v redis-server > /dev/null 2>&1") != 0) GTEST_SKIP() << "redis-server is not installed";
+  if (std::system("command -v redis-server > /dev/null 2>&1") != 0)
+    GTEST_SKIP() << "redis-server is not installed";
   const int port = free_port();
   ASSERT_GT(port, 0);
   const std::string pidfile = temp_path("redis.pid");
   const std::string cmd = "redis-server --port " + std::to_string(port) +
-                          " --bind 127.0.0.1 --save '' --appendonly no --daemonize yes --pidfile " + pidfile + " > /dev/null";
+                          " --bind 127.0.0.1 --save '' --appendonly no --daemonize yes --pidfile " +
+                          pidfile + " > /dev/null";
   ASSERT_EQ(std::system(cmd.c_str()), 0);
   const std::string url = "redis://127.0.0.1:" + std::to_string(port);
   std::unique_ptr<RedisCounters> c1;

@@ -12,7 +12,8 @@ int64_t LocalCounters::add(const std::string& name, int64_t delta, int64_t ttl_s
   const int64_t now = std::time(nullptr);
   std::lock_guard lock(mu_);
   if (now - last_sweep_ > 60) {
-    for (auto it = map_.begin(); it != map_.end();) it = it->second.expires_s <= now ? map_.erase(it) : std::next(it);
+    for (auto it = map_.begin(); it != map_.end();)
+      it = it->second.expires_s <= now ? map_.erase(it) : std::next(it);
     last_sweep_ = now;
   }
   Entry& e = map_[name];
@@ -77,17 +78,22 @@ redisContext* RedisCounters::take() {
 
 void RedisCounters::give(redisContext* c) {
   std::lock_guard lock(mu_);
-  if (idle_.size() < 64) idle_.push_back(c);
-  else redisFree(c);
+  if (idle_.size() < 64)
+    idle_.push_back(c);
+  else
+    redisFree(c);
 }
 
 namespace {
 int64_t reply_int(redisReply* r) {
   if (!r) return 0;
   int64_t v = 0;
-  if (r->type == REDIS_REPLY_INTEGER) v = r->integer;
-  else if (r->type == REDIS_REPLY_STRING) v = std::strtoll(r->str, nullptr, 10);
-  else if (r->type == REDIS_REPLY_ARRAY && r->elements > 0) v = reply_int(r->element[0]);
+  if (r->type == REDIS_REPLY_INTEGER)
+    v = r->integer;
+  else if (r->type == REDIS_REPLY_STRING)
+    v = std::strtoll(r->str, nullptr, 10);
+  else if (r->type == REDIS_REPLY_ARRAY && r->elements > 0)
+    v = reply_int(r->element[0]);
   return v;
 }
 }  // namespace
@@ -155,31 +161,51 @@ Windows windows_at(int64_t t) {
 }
 
 namespace {
-std::string name(const char* kind, int64_t key, int64_t window) { return str(kind, ":", key, ":", window); }
+std::string name(const char* kind, int64_t key, int64_t window) {
+  return str(kind, ":", key, ":", window);
+}
 }  // namespace
 
 std::optional<LimitHit> Limiter::admit(int64_t id, const Limits& l, int64_t t) {
   const Windows w = windows_at(t);
   // Budgets and token rates: checked against what was already used.
   if (l.tokens_per_minute > 0 && c_.get(name("tpm", id, w.minute)) >= l.tokens_per_minute)
-    return LimitHit{"tokens_per_minute", str("Rate limit reached: tokens per minute (limit ", l.tokens_per_minute, ")"), w.to_next_minute};
+    return LimitHit{"tokens_per_minute",
+                    str("Rate limit reached: tokens per minute (limit ", l.tokens_per_minute, ")"),
+                    w.to_next_minute};
   if (l.tokens_per_day > 0 && c_.get(name("tpd", id, w.day)) >= l.tokens_per_day)
-    return LimitHit{"tokens_per_day", str("Budget reached: tokens per day (limit ", l.tokens_per_day, ")"), w.to_next_day};
+    return LimitHit{"tokens_per_day",
+                    str("Budget reached: tokens per day (limit ", l.tokens_per_day, ")"),
+                    w.to_next_day};
   if (l.tokens_per_month > 0 && c_.get(name("tpmo", id, w.month)) >= l.tokens_per_month)
-    return LimitHit{"tokens_per_month", str("Budget reached: tokens per month (limit ", l.tokens_per_month, ")"), w.to_next_month};
-  if (l.dollars_per_day > 0 && double(c_.get(name("usdd", id, w.day))) >= l.dollars_per_day * kNanoDollars)
-    return LimitHit{"dollars_per_day", str("Budget reached: dollars per day (limit ", l.dollars_per_day, ")"), w.to_next_day};
-  if (l.dollars_per_month > 0 && double(c_.get(name("usdm", id, w.month))) >= l.dollars_per_month * kNanoDollars)
-    return LimitHit{"dollars_per_month", str("Budget reached: dollars per month (limit ", l.dollars_per_month, ")"), w.to_next_month};
-  if (l.requests_per_minute > 0 && c_.add(name("rpm", id, w.minute), 1, 120) > l.requests_per_minute) {
+    return LimitHit{"tokens_per_month",
+                    str("Budget reached: tokens per month (limit ", l.tokens_per_month, ")"),
+                    w.to_next_month};
+  if (l.dollars_per_day > 0 &&
+      double(c_.get(name("usdd", id, w.day))) >= l.dollars_per_day * kNanoDollars)
+    return LimitHit{"dollars_per_day",
+                    str("Budget reached: dollars per day (limit ", l.dollars_per_day, ")"),
+                    w.to_next_day};
+  if (l.dollars_per_month > 0 &&
+      double(c_.get(name("usdm", id, w.month))) >= l.dollars_per_month * kNanoDollars)
+    return LimitHit{"dollars_per_month",
+                    str("Budget reached: dollars per month (limit ", l.dollars_per_month, ")"),
+                    w.to_next_month};
+  if (l.requests_per_minute > 0 &&
+      c_.add(name("rpm", id, w.minute), 1, 120) > l.requests_per_minute) {
     c_.add(name("rpm", id, w.minute), -1, 120);  // refused: not counted
-    return LimitHit{"requests_per_minute", str("Rate limit reached: requests per minute (limit ", l.requests_per_minute, ")"), w.to_next_minute};
+    return LimitHit{
+        "requests_per_minute",
+        str("Rate limit reached: requests per minute (limit ", l.requests_per_minute, ")"),
+        w.to_next_minute};
   }
   if (l.concurrent > 0) {
     if (c_.add(str("conc:", id), 1, 3600) > l.concurrent) {
       c_.add(str("conc:", id), -1, 3600);
-      if (l.requests_per_minute > 0) c_.add(name("rpm", id, w.minute), -1, 120);  // refused: not counted
-      return LimitHit{"concurrent", str("Rate limit reached: concurrent requests (limit ", l.concurrent, ")"), 1};
+      if (l.requests_per_minute > 0)
+        c_.add(name("rpm", id, w.minute), -1, 120);  // refused: not counted
+      return LimitHit{"concurrent",
+                      str("Rate limit reached: concurrent requests (limit ", l.concurrent, ")"), 1};
     }
   }
   return std::nullopt;
@@ -200,7 +226,8 @@ void Limiter::finish(int64_t id, const Limits& l, int64_t tokens, double dollars
   }
 }
 
-void Limiter::seed(int64_t id, int64_t rm, int64_t tm, int64_t td, int64_t tmo, double dd, double dm, int64_t t) {
+void Limiter::seed(int64_t id, int64_t rm, int64_t tm, int64_t td, int64_t tmo, double dd,
+                   double dm, int64_t t) {
   const Windows w = windows_at(t);
   if (rm) c_.add(name("rpm", id, w.minute), rm, 120);
   if (tm) c_.add(name("tpm", id, w.minute), tm, 120);

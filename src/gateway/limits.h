@@ -42,7 +42,8 @@ class LocalCounters : public Counters {
   int64_t last_sweep_ = 0;
 };
 
-// redis://host:port[/db]. A pool of connections; a failed one is dropped and the command retried once.
+// redis://host:port[/db]. A pool of connections; a failed one is dropped and the command retried
+// once.
 class RedisCounters : public Counters {
  public:
   explicit RedisCounters(const std::string& url);
@@ -65,7 +66,7 @@ class RedisCounters : public Counters {
 std::unique_ptr<Counters> make_counters(const std::string& redis_url);
 
 struct Windows {
-  int64_t minute, day, month;  // window ids
+  int64_t minute, day, month;                          // window ids
   int64_t to_next_minute, to_next_day, to_next_month;  // seconds
 };
 Windows windows_at(int64_t unix_s);
@@ -87,8 +88,8 @@ class Limiter {
   // The request finished: frees the slot, adds its tokens and cost.
   void finish(int64_t key_id, const Limits& l, int64_t tokens, double dollars, int64_t unix_s);
   // Adds already-recorded usage (seeding after a restart, without Redis).
-  void seed(int64_t key_id, int64_t requests_minute, int64_t tokens_minute, int64_t tokens_day, int64_t tokens_month,
-            double dollars_day, double dollars_month, int64_t unix_s);
+  void seed(int64_t key_id, int64_t requests_minute, int64_t tokens_minute, int64_t tokens_day,
+            int64_t tokens_month, double dollars_day, double dollars_month, int64_t unix_s);
   Counters& counters() { return c_; }
 
  private:
