@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, rmSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import OpenAI from 'openai';
@@ -211,6 +211,11 @@ test('proxy: answers equal the backend, streaming identical to direct, usage.cos
   assert.equal(cli[0].prompt_tokens, 3 * d.usage.prompt_tokens);
   const metrics = await (await fetch(`${gw.base}/metrics`)).text();
   assert.match(metrics, /pocket_gateway_requests_total\{endpoint="\/v1\/chat\/completions",status="200"\} \d+/);
+  // JSON-lines access log: one line per proxied request with its tokens.
+  const lines = readFileSync(`${dir}/main.log`, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const mine = lines.filter((l) => l.key_id === k.id && l.path === '/v1/chat/completions');
+  assert.equal(mine.length, 3);
+  assert.ok(mine.every((l) => l.status === 200 && l.prompt_tokens === d.usage.prompt_tokens && l.backend.startsWith('http://127.0.0.1:')));
 });
 
 test('limits: requests/min, tokens/min, concurrent, budget trip with 429 + Retry-After and recover', async () => {
