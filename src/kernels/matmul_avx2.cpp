@@ -1,16 +1,24 @@
 // AVX2 + FMA + F16C matmul kernels (x86-64-v3). Everything in this file after
 // the includes is compiled for that target by the pragma below, and only called
-// after runtime detection says the CPU has it (kernels/matmul.cpp). No standard
-// library templates are instantiated inside the region, so no AVX2 copy of a
-// shared inline function can leak into code that runs on older CPUs.
+// after runtime detection says the CPU has it (kernels/matmul.cpp). Helpers
+// with state are local types (internal linkage), so no AVX2 copy of a shared
+// inline function can leak into code that runs on older CPUs.
 //
 // Integer path (spec/gguf.md §8): weights are unpacked to 32 int8 per vector
 // and multiplied with vpmaddubsw (u8 x s8 -> pairs of i16) and vpmaddwd (-> i32,
 // with the sub-block scale folded in where there is one). Signed weights use
 // the usual sign trick: |w| x (a * sign(w)). Unsigned weights with an offset
 // (Q3_K: n + 4, Q6_K: n + 32) subtract offset * scale * bsums instead.
-// Each kernel is templated on RA, the number of activation rows it serves per
-// pass over a weight row, so that the unpacking is paid once per RA rows.
+//
+//  - Few activation rows (decode): per-type kernels read the blocks in place,
+//    templated on RA, the number of activation rows served per pass over a
+//    weight row (the bit unpacking is paid once per RA rows); weights are
+//    prefetched ahead of the rows being read.
+//  - Many activation rows (prefill, batched decode): each weight row is first
+//    unpacked into an L1 buffer (quants as bytes, scale vectors, per-block
+//    factors), then one kernel per format family runs over all activation rows
+//    of the chunk; blocks of weight rows stay in L1 while groups of activation
+//    rows pass over them.
 //
 // Float path: an RW x RA register tile of f32 FMAs; F16 and BF16 weights are
 // widened in registers.
@@ -19,7 +27,6 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <memory>
 #include <utility>
 
 #include "kernels/act_layout.h"
@@ -654,6 +661,29 @@ struct IQ4XS {
 // unpacking: the decoding is paid once per weight row and chunk, not once per
 // four activation rows.
 
+// A 64-byte aligned scratch buffer that grows on demand; freed when its thread
+// ends (the kernels keep one set per thread, as thread_local).
+class Scratch {
+ public:
+  Scratch() = default;
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  ~Scratch() { std::free(data_); }
+  uint8_t* get(int64_t bytes) {
+    if (capacity_ < bytes) {
+      std::free(data_);
+      const int64_t rounded = (bytes + 63) / 64 * 64;
+      data_ = static_cast<uint8_t*>(std::aligned_alloc(64, size_t(rounded)));
+      capacity_ = rounded;
+    }
+    return data_;
+  }
+
+ private:
+  uint8_t* data_ = nullptr;
+  int64_t capacity_ = 0;
+};
+
 struct UnpackedRow {
   uint8_t* u;     // n quants
   int16_t* sc;    // n / 32 vectors of 16
@@ -664,16 +694,9 @@ struct UnpackedRow {
 
 // Storage for unpacked row `index` (< 8) of n elements, owned by the calling thread.
 UnpackedRow unpacked_row(int64_t n, int index) {
-  thread_local uint8_t* buffers[8] = {};
-  thread_local int64_t capacity[8] = {};
+  thread_local Scratch buffers[8];
   const int64_t nb = n / 256;
-  const int64_t bytes = (n + n + nb * 32 + nb * 8 + 63) / 64 * 64;
-  uint8_t*& storage = buffers[index];
-  if (capacity[index] < bytes) {
-    std::free(storage);
-    storage = static_cast<uint8_t*>(std::aligned_alloc(64, size_t(bytes)));
-    capacity[index] = bytes;
-  }
+  uint8_t* storage = buffers[index].get(n + n + nb * 32 + nb * 8);
   UnpackedRow r;
   r.u = storage;
   r.sc = reinterpret_cast<int16_t*>(storage + n);
@@ -839,7 +862,6 @@ void unpacked_dot(const UnpackedRow& w, const ActRow* a, int64_t nb, float* out)
   for (int r = 0; r < RA; r++) out[r] = hsum(acc[r]);
 }
 
-constexpr int kUnpackedRA = 4;
 // Activation rows from which unpacking a weight row pays off.
 constexpr int64_t kUnpackMinRows = 8;
 
@@ -893,15 +915,8 @@ struct Unpacked32Row {
 };
 
 Unpacked32Row unpacked32_row(int64_t n, int index) {
-  thread_local uint8_t* buffers[8] = {};
-  thread_local int64_t capacity[8] = {};
-  const int64_t bytes = (2 * n + 2 * (n / 32) * 4 + 63) / 64 * 64;
-  uint8_t*& storage = buffers[index];
-  if (capacity[index] < bytes) {
-    std::free(storage);
-    storage = static_cast<uint8_t*>(std::aligned_alloc(64, size_t(bytes)));
-    capacity[index] = bytes;
-  }
+  thread_local Scratch buffers[8];
+  uint8_t* storage = buffers[index].get(2 * n + 2 * (n / 32) * 4);
   Unpacked32Row r;
   r.q = reinterpret_cast<int8_t*>(storage);
   r.q_abs = storage + n;
@@ -981,14 +996,8 @@ void unpacked32_block(const uint8_t* w, uint64_t w_row_bytes, int64_t n_out, con
   Unpacked32Row u[8];
   for (int64_t i = 0; i < block; i++) u[i] = unpacked32_row(n, int(i));
   const int64_t stride = (nb + 7) / 8 * 8;
-  thread_local std::unique_ptr<float[]> factors_storage;
-  thread_local int64_t factors_capacity = 0;
-  if (factors_capacity < 4 * stride + 8) {
-    factors_capacity = 4 * stride + 8;
-    factors_storage.reset(new float[size_t(factors_capacity)]);
-  }
-  float* factors = factors_storage.get();
-  while (reinterpret_cast<uintptr_t>(factors) % 32) factors++;
+  thread_local Scratch factors_storage;
+  float* factors = reinterpret_cast<float*>(factors_storage.get(4 * stride * 4));
   ActRow rows[4];
   float out[4];
   for (int64_t o0 = 0; o0 < n_out; o0 += block) {
