@@ -317,7 +317,8 @@ Totals Db::totals(int64_t key_id, int64_t since_ms, int64_t until_ms) {
       db_,
       "SELECT count(*), coalesce(sum(prompt_tokens),0), coalesce(sum(cached_tokens),0),"
       " coalesce(sum(completion_tokens),0), coalesce(sum(energy_j),0), coalesce(sum(cost_local),0),"
-      " coalesce(sum(cost_cloud),0) FROM usage WHERE (?1 < 0 OR key_id = ?1) AND ts_ms >= ?2 AND "
+      " coalesce(sum(cost_cloud),0), coalesce(sum(status != 429),0) FROM usage"
+      " WHERE (?1 < 0 OR key_id = ?1) AND ts_ms >= ?2 AND "
       "ts_ms < ?3");
   s.bind(1, key_id).bind(2, since_ms).bind(3, until_ms);
   Totals t;
@@ -329,6 +330,7 @@ Totals Db::totals(int64_t key_id, int64_t since_ms, int64_t until_ms) {
     t.energy_j = s.d(4);
     t.cost_local = s.d(5);
     t.cost_cloud = s.d(6);
+    t.admitted = s.i(7);  // not refused with 429
   }
   return t;
 }

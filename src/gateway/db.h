@@ -54,7 +54,7 @@ struct UsageRow {
 };
 
 struct Totals {
-  int64_t requests = 0, prompt_tokens = 0, cached_tokens = 0, completion_tokens = 0;
+  int64_t requests = 0, admitted = 0, prompt_tokens = 0, cached_tokens = 0, completion_tokens = 0;
   double energy_j = 0, cost_local = 0, cost_cloud = 0;
   int64_t tokens() const { return prompt_tokens + completion_tokens; }
 };

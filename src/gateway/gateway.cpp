@@ -537,7 +537,7 @@ void Gateway::State::seed_limits() {
   for (const auto& k : db->list_keys()) {
     const Totals m = db->totals(k.id, minute0), d = db->totals(k.id, day0),
                  mo = db->totals(k.id, m0 * 1000);
-    limiter->seed(k.id, m.requests, m.tokens(), d.tokens(), mo.tokens(), d.cost_local,
+    limiter->seed(k.id, m.admitted, m.tokens(), d.tokens(), mo.tokens(), d.cost_local,
                   mo.cost_local, t);
   }
 }

@@ -177,6 +177,13 @@ TEST(GatewayUsage, LedgerTotalsAndReports) {
   EXPECT_NEAR(by_model[1]["cloud_per_1m_tokens"].get<double>(), 0.02 * 1e6 / 30, 1e-9);
   EXPECT_EQ(db.report("day", -1, 0)[0]["day"], "1970-01-01");
   EXPECT_THROW(db.report("nope", -1, 0), Error);
+  UsageRow refused;
+  refused.ts_ms = 5000;
+  refused.key_id = 1;
+  refused.status = 429;
+  db.insert_usage({refused});
+  EXPECT_EQ(db.totals(1, 0).requests, 3);
+  EXPECT_EQ(db.totals(1, 0).admitted, 2);  // what a restart counts against requests/min
   std::filesystem::remove(path);
 }
 
