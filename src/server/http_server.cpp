@@ -645,6 +645,8 @@ void HttpServer::State::routes() {
   http.set_payload_max_length(size_t(settings.max_body_bytes));
   const int n_threads = settings.http_threads > 0 ? settings.http_threads : 2 * settings.parallel + 8;
   http.new_task_queue = [n_threads] { return new httplib::ThreadPool(size_t(n_threads)); };
+  // Small responses would otherwise wait for the client's delayed ACK (about 40 ms each).
+  http.set_tcp_nodelay(true);
 
   // Authentication for the API routes (health and metrics stay open).
   http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
