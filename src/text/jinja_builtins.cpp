@@ -1461,13 +1461,8 @@ Value dict_method(Renderer& r, const Value& self, std::string_view name, CallArg
   const Dict& d = self.dict();
   if (name == "get") {
     auto a = bind_args(args, {"key", "default"}, name, 1);
-    const Value* v = nullptr;
-    try {
-      v = d.find(a[0]);
-    } catch (const Error&) {
-      throw;
-    }
-    if (v) return *v;
+    if (!is_hashable(a[0])) fail("unhashable type: '", a[0].type_name(), "'");
+    if (const Value* v = d.find(a[0])) return *v;
     return given(a[1]) ? a[1] : Value::none();
   }
   no_args(args, name);

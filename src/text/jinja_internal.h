@@ -209,8 +209,6 @@ class Renderer {
   // Registers a namespace() so its references can be dropped after rendering.
   void track(const std::shared_ptr<Object>& object);
   int64_t now_seconds() const;
-  bool has_fixed_now() const { return options_.now.has_value(); }
-  const Limits& limits() const { return limits_; }
 
  private:
   enum class Flow : uint8_t { kNormal, kBreak, kContinue };

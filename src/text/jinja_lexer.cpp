@@ -356,7 +356,7 @@ class Lexer {
             break;
           }
         }
-        digits = "0";
+        digits.assign(1, '0');  // not = "0": GCC 12 -Wrestrict false positive
       } else {
         p = digits_end(start);
         for (size_t i = start; i < p; i++) {
