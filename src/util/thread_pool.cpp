@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <climits>
+#include <cstdlib>
 #include <exception>
 #include <fstream>
 #include <set>
@@ -22,11 +23,19 @@ namespace {
 
 thread_local bool t_in_task = false;
 
-// How long an idle thread spins before it sleeps. A decode step runs dozens of
-// matrix products separated by short serial kernels: spinning across those
-// gaps avoids a futex wake-up (tens of microseconds) per product.
-constexpr auto kWorkerSpin = std::chrono::microseconds(1000);
-constexpr auto kCallerSpin = std::chrono::microseconds(2000);
+// How long an idle thread waits awake before it sleeps on a futex. A decode
+// step runs dozens of matrix products separated by short serial kernels:
+// staying awake across those gaps avoids a wake-up (tens of microseconds) per
+// product. POCKET_SPIN_US overrides the worker's budget (the caller waits twice
+// as long); 0 sleeps at once, which can help on a machine shared with other
+// busy processes.
+std::chrono::microseconds worker_spin() {
+  static const std::chrono::microseconds spin = [] {
+    const char* env = std::getenv("POCKET_SPIN_US");
+    return std::chrono::microseconds(env ? std::max(0, std::atoi(env)) : 1000);
+  }();
+  return spin;
+}
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -36,14 +45,15 @@ inline void cpu_relax() {
 
 // Waits for done() without sleeping, up to a time budget; true if done() came
 // true. The first microseconds spin on `pause`; after that the thread yields
-// between checks, so that on a busy machine (more runnable threads than cores)
-// the thread we are waiting for gets the core instead of our spinning.
+// between checks: on an idle core yield returns at once (still a fast wake-up),
+// on a busy one (more runnable threads than cores) the thread we are waiting
+// for gets the core instead of our spinning.
 template <typename Done>
 bool spin_until(Done done, std::chrono::microseconds budget) {
-  constexpr auto kPureSpin = std::chrono::microseconds(50);
+  constexpr auto kPureSpin = std::chrono::microseconds(5);
   const auto start = std::chrono::steady_clock::now();
   for (;;) {
-    for (int i = 0; i < 64; i++) {
+    for (int i = 0; i < 16; i++) {
       if (done()) return true;
       cpu_relax();
     }
@@ -135,7 +145,7 @@ void ThreadPool::run(FunctionRef<void(int, int)> task) {
 
 void ThreadPool::wait_for_task(uint32_t seen) {
   auto changed = [&] { return generation_.load(std::memory_order_acquire) != seen; };
-  if (spin_until(changed, kWorkerSpin)) return;
+  if (spin_until(changed, worker_spin())) return;
   sleeping_workers_.fetch_add(1, std::memory_order_seq_cst);
   while (!changed()) futex_wait(&generation_, seen);
   sleeping_workers_.fetch_sub(1, std::memory_order_relaxed);
@@ -143,7 +153,7 @@ void ThreadPool::wait_for_task(uint32_t seen) {
 
 void ThreadPool::wait_for_workers() {
   auto done = [&] { return pending_.load(std::memory_order_acquire) == 0; };
-  if (spin_until(done, kCallerSpin)) return;
+  if (spin_until(done, 2 * worker_spin())) return;
   caller_sleeping_.store(1, std::memory_order_seq_cst);
   for (uint32_t p; (p = pending_.load(std::memory_order_seq_cst)) != 0;) futex_wait(&pending_, p);
   caller_sleeping_.store(0, std::memory_order_relaxed);

@@ -4,7 +4,8 @@
 // of the n = size() threads (the caller is thread 0) and returns when all have
 // finished. Workers spin for a short while after each task, so back-to-back
 // kernels of a decode step do not pay a sleep/wake-up each; after that they
-// sleep on a futex until the next task.
+// sleep on a futex until the next task (POCKET_SPIN_US sets how long they
+// stay awake, default 1000; 0 for a machine shared with busy processes).
 //
 // No nested parallelism: run() from inside a task, or while another thread is
 // using the pool, simply runs task(0, 1) on the calling thread.
