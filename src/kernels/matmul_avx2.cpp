@@ -1066,12 +1066,12 @@ void integer_block(TensorType, const uint8_t* w, uint64_t w_row_bytes, int64_t n
   float out[4];
   for (int64_t o0 = 0; o0 < n_out; o0 += block) {
     const int64_t nw = n_out - o0 < block ? n_out - o0 : block;
-    prefetch_ahead(w + uint64_t(o0) * w_row_bytes, uint64_t(nw) * w_row_bytes);
     for (int64_t r = 0; r < n_act; r += 4) {
       const int count = int(n_act - r < 4 ? n_act - r : 4);
       for (int i = 0; i < count; i++) rows[i] = act_row(act + uint64_t(r + i) * act_stride, L);
       for (int64_t i = 0; i < nw; i++) {
         const uint8_t* wrow = w + uint64_t(o0 + i) * w_row_bytes;
+        if (r == 0) prefetch_ahead(wrow, w_row_bytes);  // spread out, one row at a time
         switch (count) {
           case 4:
             K::template dot<4>(wrow, rows, n, out);
@@ -1180,11 +1180,11 @@ void float_block(TensorType, const uint8_t* w, uint64_t w_row_bytes, int64_t n_o
   if (block < kFloatRW) block = kFloatRW;
   for (int64_t o0 = 0; o0 < n_out; o0 += block) {
     const int64_t o1 = n_out < o0 + block ? n_out : o0 + block;
-    prefetch_ahead(w + uint64_t(o0) * w_row_bytes, uint64_t(o1 - o0) * w_row_bytes);
     for (int64_t r = 0; r < n_act; r += kFloatRA) {
       const int ra = int(n_act - r < kFloatRA ? n_act - r : kFloatRA);
       for (int64_t o = o0; o < o1; o += kFloatRW) {
         const int rw = int(o1 - o < kFloatRW ? o1 - o : kFloatRW);
+        if (r == 0) prefetch_ahead(w + uint64_t(o) * w_row_bytes, uint64_t(rw) * w_row_bytes);
         tiles[rw - 1][ra - 1](w + uint64_t(o) * w_row_bytes, w_row_bytes, x + r * x_stride,
                               x_stride, n, y + r * y_stride + o, y_stride);
       }
