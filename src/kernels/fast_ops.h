@@ -1,6 +1,15 @@
 // The fast kernel tables: the reference table (kernels/ops.h) with the kernels
 // that have a faster version replaced, one table per CPU level.
 //
+//   scalar: matmul threaded, integer dot products of quant::vec_dot on
+//           quantized activations (float weights: the reference arithmetic);
+//           everything else the reference.
+//   avx2:   AVX2/FMA/F16C matmul for every weight type (kernels/matmul.h), and
+//           gated_delta_rule, attention (threaded over heads), rmsnorm, l2norm,
+//           silu, sigmoid, swiglu, conv1d_silu (kernels/fast_kernels.h);
+//           softmax, rope, kv_store stay the reference.
+//   avx512: no table of its own yet (uses avx2).
+//
 // Usage, at program start (pocket run / bench / serve):
 //   pocket::set_thread_count(threads);           // util/thread_pool.h, optional
 //   pocket::kernels::use_best_ops();             // = set_ops(best_ops())
