@@ -2,6 +2,7 @@
 // golden greedy continuations through --prompt-ids and through --chat, emits
 // the --json contract, and fails with clear messages.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -50,7 +51,8 @@ RunResult run_pocket(const std::vector<std::string>& args) {
   const char* bin = pocket_bin();
   RunResult r;
   if (!bin) return r;
-  const std::string err_path = ::testing::TempDir() + "pocket_run_stderr.txt";
+  // One file per test process: ctest runs several test processes at once.
+  const std::string err_path = ::testing::TempDir() + "pocket_run_stderr_" + std::to_string(getpid()) + ".txt";
   std::string cmd = shell_quote(bin);
   cmd += " run";
   for (const std::string& a : args) {
