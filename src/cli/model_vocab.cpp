@@ -1,26 +1,13 @@
 #include "cli/model_vocab.h"
 
 #include "text/tokenizer.h"
+#include "text/unicode.h"
+#include "text/utf8.h"
 #include "util/error.h"
 
 namespace pocket::cli {
 
 namespace {
-
-// GPT-2 byte-level spelling of one byte: printable Latin-1 bytes stand for
-// themselves, the others are shifted to U+0100 upwards.
-std::string byte_symbol(int b, int& next_shift) {
-  bool printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-  uint32_t cp = printable ? uint32_t(b) : uint32_t(0x100 + next_shift++);
-  std::string s;
-  if (cp < 0x80) {
-    s += char(cp);
-  } else {
-    s += char(0xC0 | (cp >> 6));
-    s += char(0x80 | (cp & 0x3F));
-  }
-  return s;
-}
 
 const char* const kSpecials[][2] = {
     {"<|endoftext|>", "3"},  {"<|im_start|>", "3"},  {"<|im_end|>", "3"},
@@ -32,9 +19,10 @@ const char* const kSpecials[][2] = {
 
 ModelVocab byte_level_vocab() {
   ModelVocab v;
-  int shift = 0;
   for (int b = 0; b < 256; b++) {
-    v.tokens.push_back(byte_symbol(b, shift));
+    std::string symbol;  // GPT-2 byte-level spelling of the byte
+    text::append_utf8(symbol, text::byte_to_unicode(uint8_t(b)));
+    v.tokens.push_back(symbol);
     v.types.push_back(1);
   }
   for (const auto& s : kSpecials) {
