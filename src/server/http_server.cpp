@@ -18,6 +18,7 @@
 #include "server/engine.h"
 #include "server/metrics.h"
 #include "server/output_parser.h"
+#include "server/peer_socket.h"
 #include "text/chat.h"
 #include "text/jinja.h"
 #include "text/tokenizer.h"
@@ -586,12 +587,19 @@ void HttpServer::State::generate(const httplib::Request& req, httplib::Response&
                    "server_overloaded"};
   }
 
+  // The connection's socket, polled while waiting: a client that goes away
+  // cancels its generation at once (streaming or not).
+  const int sock = find_tcp_socket(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
   if (!p.stream) {
     std::vector<Event> events;
     while (!job->all_done()) {
       events.clear();
-      channel->wait(events, std::chrono::milliseconds(200));
+      channel->wait(events, std::chrono::milliseconds(50));
       for (const auto& e : events) job->consume(e, nullptr);
+      if (!job->all_done() && sock >= 0 && peer_closed(sock)) {
+        *cancelled = true;  // the engine frees the slot at its next step
+        throw ApiError{499, "the client closed the connection", "invalid_request_error", "", "client_closed_request"};
+      }
     }
     if (job->error()) throw ApiError{500, *job->error(), "server_error", "", ""};
     res.set_content(dump(job->response()), "application/json");
@@ -602,7 +610,7 @@ void HttpServer::State::generate(const httplib::Request& req, httplib::Response&
   res.set_header("Cache-Control", "no-cache");
   res.set_chunked_content_provider(
       "text/event-stream",
-      [job, channel, cancelled, include_usage](size_t, httplib::DataSink& sink) {
+      [job, channel, cancelled, include_usage, sock](size_t, httplib::DataSink& sink) {
         std::vector<Event> events;
         std::vector<json> chunks;
         auto last_write = Clock::now();
@@ -613,9 +621,14 @@ void HttpServer::State::generate(const httplib::Request& req, httplib::Response&
         while (!job->all_done()) {
           events.clear();
           chunks.clear();
-          if (!channel->wait(events, std::chrono::milliseconds(50))) {
-            // No output for a while (queued or a long prefill): an SSE comment
-            // finds out whether the client is still there.
+          const bool got = channel->wait(events, std::chrono::milliseconds(50));
+          if (sock >= 0 && peer_closed(sock)) {
+            *cancelled = true;
+            return false;
+          }
+          if (!got) {
+            // No output for a while (queued or a long prefill) and no socket to
+            // poll: an SSE comment finds out whether the client is still there.
             if (Clock::now() - last_write > std::chrono::milliseconds(500) && !send(": ping\n\n")) {
               *cancelled = true;
               return false;

@@ -4,6 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <sstream>
+
+#include "text/chat.h"
+
 namespace pocket::server {
 namespace {
 
@@ -192,6 +197,44 @@ TEST(ConvertArgument, BySchemaType) {
   EXPECT_EQ(convert_argument("null", &multi), nullptr);
   EXPECT_EQ(convert_argument("Paris", nullptr), "Paris");
   EXPECT_EQ(convert_argument("3", nullptr), 3);
+}
+
+
+// What the model wrote, parsed into an OpenAI assistant message (reasoning,
+// content, two tool calls with JSON-string arguments) and sent back as
+// history, renders through the Qwen3.5 template to exactly the model's text.
+TEST(OutputParser, ParsedTurnRendersBackExactly) {
+  std::ifstream in(std::string(POCKET_SHARED_DIR) + "/golden/qwen3.5-chat-template.jinja");
+  ASSERT_TRUE(in) << "golden chat template missing";
+  std::stringstream source;
+  source << in.rdbuf();
+  const chat::ChatTemplate tmpl(source.str());
+  const json user = {{"role", "user"}, {"content", "Weather in Paris and Rome?"}};
+  chat::ChatKwargs kwargs;
+  kwargs.add_generation_prompt = true;
+  const std::string prompt = tmpl.render(chat::ChatTemplate::prepare_messages(json::array({user})), kTools, kwargs);
+  ASSERT_TRUE(prompt.ends_with("<|im_start|>assistant\n<think>\n"));
+
+  const std::string output =
+      "The user wants two cities.\n</think>\n\nLet me check.\n\n"
+      "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n<parameter=days>\n3\n</parameter>\n"
+      "</function>\n</tool_call>\n"
+      "<tool_call>\n<function=get_weather>\n<parameter=city>\nRome\n</parameter>\n</function>\n</tool_call>";
+  const Collected c = parse(output, 3, opts(true, kTools));
+  ASSERT_EQ(c.calls.size(), 2u);
+  json assistant = {{"role", "assistant"}, {"content", c.content}, {"reasoning_content", c.reasoning}};
+  assistant["tool_calls"] = json::array();
+  for (size_t i = 0; i < c.calls.size(); i++)
+    assistant["tool_calls"].push_back({{"id", "call_" + std::to_string(i)},
+                                       {"type", "function"},
+                                       {"function", {{"name", c.calls[i].name}, {"arguments", c.calls[i].arguments}}}});
+  const json history = json::array({user, assistant, {{"role", "tool"}, {"tool_call_id", "call_0"}, {"content", "sunny"}},
+                                    {{"role", "tool"}, {"tool_call_id", "call_1"}, {"content", "rain"}}});
+  const std::string rendered = tmpl.render(chat::ChatTemplate::prepare_messages(history), kTools, kwargs);
+  const std::string expected = prompt + output + "<|im_end|>\n";
+  EXPECT_EQ(rendered.substr(0, expected.size()), expected);
+  EXPECT_NE(rendered.find("<tool_response>\nsunny\n</tool_response>\n<tool_response>\nrain\n</tool_response>"),
+            std::string::npos);
 }
 
 }  // namespace

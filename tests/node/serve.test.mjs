@@ -65,6 +65,15 @@ async function metric(base, name) {
   return m ? Number(m[1]) : NaN;
 }
 
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// The single token id of `text` (a special or added token such as </think>).
+async function tokenId(text) {
+  const ids = (await post(main.base, '/tokenize', { content: text, parse_special: true })).json.tokens;
+  assert.equal(ids.length, 1, `${text} is one token`);
+  return ids[0];
+}
+
 const eog = new Set(golden.end_of_generation_ids);
 async function goldenText(p) {
   const ids = p.generated_ids.filter((id) => !eog.has(id));
@@ -120,6 +129,22 @@ test('chat: streaming gives role first, the same text, finish_reason, usage chun
   assert.equal(content, whole.choices[0].message.content ?? '');
   assert.equal(finish, whole.choices[0].finish_reason);
   assert.deepEqual(usage.completion_tokens, whole.usage.completion_tokens);
+  assert.equal(usage.prompt_tokens, whole.usage.prompt_tokens);
+  // No prefix cache yet: the field is there, and 0, in both forms.
+  assert.equal(whole.usage.prompt_tokens_details.cached_tokens, 0);
+  assert.equal(usage.prompt_tokens_details.cached_tokens, 0);
+});
+
+test('completions: streamed usage chunk has cached_tokens; no usage chunk unless asked', async () => {
+  const p = golden.prompts[3];
+  const body = { model: MODEL, prompt: p.prompt_ids, max_tokens: 8, temperature: 0, stream: true };
+  let usage = null;
+  for await (const chunk of await main.client.completions.create({ ...body, stream_options: { include_usage: true } }))
+    if (chunk.usage) usage = chunk.usage;
+  assert.equal(usage.prompt_tokens, p.prompt_ids.length);
+  assert.equal(usage.completion_tokens, 8);
+  assert.equal(usage.prompt_tokens_details.cached_tokens, 0);
+  for await (const chunk of await main.client.completions.create(body)) assert.ok(!chunk.usage);
 });
 
 test('chat: thinking off by chat_template_kwargs and by reasoning_effort none', async () => {
@@ -133,32 +158,84 @@ test('chat: thinking off by chat_template_kwargs and by reasoning_effort none', 
 });
 
 test('chat: max_reasoning_tokens closes the think section', async () => {
-  const close = (await post(main.base, '/tokenize', { content: '</think>' })).json.tokens;
-  assert.equal(close.length, 1);
+  const close = await tokenId('</think>');
+  const newline = (await post(main.base, '/tokenize', { content: '\n' })).json.tokens;
   const r = await main.client.chat.completions.create({
-    model: MODEL, messages: [{ role: 'user', content: 'Hello' }], max_tokens: 24, temperature: 0,
-    max_reasoning_tokens: 4, logit_bias: { [close[0]]: -100 },  // the model would never close it itself
+    model: MODEL, messages: [{ role: 'user', content: 'Hello' }], max_tokens: 24, temperature: 0, logprobs: true,
+    max_reasoning_tokens: 4, logit_bias: { [close]: -100 },  // the model would never close it itself
   });
   const m = r.choices[0].message;
   assert.ok(m.reasoning_content.length > 0);
   assert.ok(m.content.length > 0, 'content after the forced </think>');
+  // Exactly 4 reasoning tokens, then the forced "\n</think>".
+  const tokens = r.choices[0].logprobs.content.map((t) => t.token);
+  assert.equal(tokens.indexOf('</think>'), 4 + newline.length);
 });
 
-test('stop strings cut the text, also when streamed', async () => {
+test('a stop string split across tokens is never partly streamed', async () => {
   const p = golden.prompts[1];
+  const ids = p.generated_ids.filter((id) => !eog.has(id));
   const full = await goldenText(p);
-  const stop = full.slice(12, 16);  // some text in the middle (likely split over tokens)
+  // Token boundaries (offsets in the text), from the text of each prefix of the ids.
+  const bounds = [];
+  for (let k = 1; k < ids.length; k++) {
+    const prefix = (await post(main.base, '/detokenize', { tokens: ids.slice(0, k) })).json.content;
+    if (full.startsWith(prefix) && prefix.length > 0) bounds.push(prefix.length);
+  }
+  // A 4-character stop string whose first occurrence straddles a boundary.
+  let stop = null;
+  const mid = bounds.sort((a, b) => Math.abs(a - full.length / 2) - Math.abs(b - full.length / 2));
+  for (const b of mid) {
+    const s = full.slice(b - 2, b + 2);
+    if (b >= 2 && s.length === 4 && !/[\ud800-\udfff]/.test(s) && full.indexOf(s) === b - 2) { stop = s; break; }
+  }
+  assert.ok(stop, 'no stop string straddles a token boundary');
   const expected = full.slice(0, full.indexOf(stop));
-  const body = { model: MODEL, prompt: p.prompt_ids, max_tokens: 32, temperature: 0, stop: [stop] };
+  const body = { model: MODEL, prompt: p.prompt_ids, max_tokens: 32, temperature: 0, stop: ['never seen', stop] };
   const r = await main.client.completions.create(body);
   assert.equal(r.choices[0].text, expected);
   assert.equal(r.choices[0].finish_reason, 'stop');
-  let streamed = '';
+  // Streamed text only grows: every chunk must keep it a prefix of the cut text.
+  let streamed = '', finish = null;
   for await (const chunk of await main.client.completions.create({ ...body, stream: true })) {
     streamed += chunk.choices[0]?.text ?? '';
-    assert.ok(!streamed.includes(stop));
+    finish = chunk.choices[0]?.finish_reason ?? finish;
+    assert.ok(expected.startsWith(streamed), `streamed ${JSON.stringify(streamed)} beyond ${JSON.stringify(expected)}`);
   }
   assert.equal(streamed, expected);
+  assert.equal(finish, 'stop');
+});
+
+test('n: all choices, streamed by index; the prompt is counted once', async () => {
+  const p = golden.prompts[2];
+  const text = await goldenText(p);
+  const body = { model: MODEL, prompt: p.prompt_ids, max_tokens: 32, temperature: 0, n: 3 };
+  const r = await main.client.completions.create(body);
+  assert.deepEqual(r.choices.map((c) => c.index), [0, 1, 2]);
+  for (const c of r.choices) assert.equal(c.text, text);  // greedy: every choice is the golden text
+  assert.equal(r.usage.prompt_tokens, p.prompt_ids.length);
+  assert.equal(r.usage.completion_tokens, 3 * p.generated_ids.length);
+  const texts = ['', '', ''];
+  for await (const chunk of await main.client.completions.create({ ...body, stream: true }))
+    for (const c of chunk.choices) texts[c.index] += c.text;
+  assert.deepEqual(texts, [text, text, text]);
+  const chat = await main.client.chat.completions.create({
+    model: MODEL, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 4, temperature: 0, n: 2 });
+  assert.equal(chat.choices.length, 2);
+  assert.equal(chat.choices[1].message.reasoning_content, chat.choices[0].message.reasoning_content);
+});
+
+test('logit_bias: -100 bans the greedy token, +100 forces one', async () => {
+  const p = golden.prompts[0];
+  const body = { model: MODEL, prompt: p.prompt_ids, max_tokens: 3, temperature: 0, logprobs: 1 };
+  const plain = await main.client.completions.create(body);
+  const banned = await main.client.completions.create({ ...body, logit_bias: { [p.generated_ids[0]]: -100 } });
+  assert.notEqual(banned.choices[0].logprobs.tokens[0], plain.choices[0].logprobs.tokens[0]);
+  const [forced] = (await post(main.base, '/tokenize', { content: ' Paris' })).json.tokens;
+  const r = await main.client.completions.create({ ...body, logit_bias: { [forced]: 100 } });
+  assert.equal(r.choices[0].text, (await post(main.base, '/detokenize', { tokens: [forced, forced, forced] })).json.content);
+  await assert.rejects(main.client.completions.create({ ...body, logit_bias: { 'x': 1 } }),
+    (e) => e.status === 400 && e.param === 'logit_bias');
 });
 
 test('seed: the same seed gives the same sample', async () => {
@@ -172,6 +249,9 @@ test('seed: the same seed gives the same sample', async () => {
   const n = await main.client.completions.create({ ...body, seed: 1234, n: 3 });
   assert.equal(n.choices.length, 3);
   assert.equal(n.choices[0].text, a.choices[0].text);
+  assert.notEqual(n.choices[1].text, n.choices[0].text);  // choice i uses seed + i
+  const again = await main.client.completions.create({ ...body, seed: 1234, n: 3 });
+  assert.deepEqual(again.choices.map((c) => c.text), n.choices.map((c) => c.text));
 });
 
 test('logprobs: chat content entries with top_logprobs', async () => {
@@ -188,19 +268,86 @@ test('logprobs: chat content entries with top_logprobs', async () => {
   }
 });
 
-test('tools: definitions, assistant tool_calls history and tool results are accepted', async () => {
-  const tools = [{ type: 'function', function: { name: 'get_weather', description: 'Weather',
-    parameters: { type: 'object', properties: { city: { type: 'string' }, days: { type: 'integer' } }, required: ['city'] } } }];
-  const messages = [
-    { role: 'user', content: 'Weather in Paris?' },
-    { role: 'assistant', content: '', reasoning_content: 'Use the tool.',
-      tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city": "Paris", "days": 3}' } }] },
-    { role: 'tool', tool_call_id: 'call_1', content: 'sunny' },
-  ];
-  for (const tool_choice of ['auto', 'none', 'required', { type: 'function', function: { name: 'get_weather' } }]) {
-    const r = await main.client.chat.completions.create({ model: MODEL, messages, tools, tool_choice, max_tokens: 6, temperature: 0 });
-    assert.equal(r.choices.length, 1);
+const weatherTools = [{ type: 'function', function: { name: 'get_weather', description: 'Weather',
+  parameters: { type: 'object', properties: { city: { type: 'string' }, days: { type: 'integer' } }, required: ['city'] } } }];
+const weatherHistory = [
+  { role: 'user', content: 'Weather in Paris?' },
+  { role: 'assistant', content: '', reasoning_content: 'Use the tool.',
+    tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city": "Paris", "days": 3}' } }] },
+  { role: 'tool', tool_call_id: 'call_1', content: 'sunny' },
+];
+
+test('tools: assistant tool_calls history and tool results render as the template writes them', async () => {
+  const r = await main.client.chat.completions.create({ model: MODEL, messages: weatherHistory, tools: weatherTools, max_tokens: 4, temperature: 0 });
+  assert.equal(r.choices.length, 1);
+  // `pocket template` renders the same conversation; the server's prompt is exactly that text.
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { spawnSync } = await import('node:child_process');
+  const dir = mkdtempSync('/tmp/pocket-serve-test-');
+  writeFileSync(`${dir}/conv.json`, JSON.stringify({ messages: weatherHistory, tools: weatherTools }));
+  const out = spawnSync(BIN, ['template', '-m', MODEL_FILE, '--messages', `${dir}/conv.json`, '--add-generation-prompt'], { encoding: 'utf8' });
+  assert.equal(out.status, 0, out.stderr);
+  const rendered = out.stdout;
+  // The call in the model's own XML form (JSON-string arguments expanded), then the result.
+  assert.ok(rendered.includes('<think>\nUse the tool.\n</think>\n\n<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n' +
+    '</parameter>\n<parameter=days>\n3\n</parameter>\n</function>\n</tool_call><|im_end|>\n<|im_start|>user\n<tool_response>\nsunny\n' +
+    '</tool_response><|im_end|>\n<|im_start|>assistant\n'), rendered);
+  const ids = (await post(main.base, '/tokenize', { content: rendered, parse_special: true })).json.tokens;
+  assert.equal(r.usage.prompt_tokens, ids.length);
+});
+
+test('tool_choice: none hides the tools; required and a named function open the call', async () => {
+  const messages = [{ role: 'user', content: 'Weather in Paris?' }];
+  const close = await tokenId('</tool_call>');
+  const ask = (extra) => main.client.chat.completions.create({ model: MODEL, messages, max_tokens: 6, temperature: 0, ...extra });
+  const bare = await ask({});
+  const auto = await ask({ tools: weatherTools, tool_choice: 'auto' });
+  const none = await ask({ tools: weatherTools, tool_choice: 'none' });
+  assert.ok(auto.usage.prompt_tokens > bare.usage.prompt_tokens + 20, 'tool definitions are in the prompt');
+  assert.equal(none.usage.prompt_tokens, bare.usage.prompt_tokens);
+  const noThink = await ask({ tools: weatherTools, chat_template_kwargs: { enable_thinking: false } });
+  for (const [tool_choice, opening] of [['required', '<tool_call>\n'],
+    [{ type: 'function', function: { name: 'get_weather' } }, '<tool_call>\n<function=get_weather>\n']]) {
+    // The random model must not close the call by chance: its text comes back as the forced opening + more.
+    const r = await ask({ tools: weatherTools, tool_choice, logit_bias: { [close]: -100 } });
+    const m = r.choices[0].message;
+    assert.equal(m.reasoning_content, undefined, 'no thinking before a forced call');
+    assert.ok(m.content.startsWith(opening), JSON.stringify(m.content));
+    const forced = (await post(main.base, '/tokenize', { content: opening, parse_special: true })).json.tokens;
+    assert.equal(r.usage.prompt_tokens, noThink.usage.prompt_tokens + forced.length);
   }
+  await assert.rejects(ask({ tool_choice: 'required' }), (e) => e.status === 400 && e.param === 'tool_choice');
+});
+
+test('tools: a closed call becomes tool_calls, also streamed as one delta', async () => {
+  // Force the named call's opening, then make the model write </tool_call>.
+  const close = await tokenId('</tool_call>');
+  const body = { model: MODEL, messages: [{ role: 'user', content: 'Weather?' }], tools: weatherTools, max_tokens: 1,
+                 temperature: 0, tool_choice: { type: 'function', function: { name: 'get_weather' } }, logit_bias: { [close]: 100 } };
+  const r = await main.client.chat.completions.create(body);
+  const m = r.choices[0].message;
+  assert.equal(m.content, null);
+  assert.equal(m.tool_calls.length, 1);
+  assert.match(m.tool_calls[0].id, /^call_\w+$/);
+  assert.equal(m.tool_calls[0].type, 'function');
+  assert.equal(m.tool_calls[0].function.name, 'get_weather');
+  assert.deepEqual(JSON.parse(m.tool_calls[0].function.arguments), {});
+  const deltas = [];
+  let content = '';
+  for await (const chunk of await main.client.chat.completions.create({ ...body, stream: true })) {
+    deltas.push(...(chunk.choices[0]?.delta?.tool_calls ?? []));
+    content += chunk.choices[0]?.delta?.content ?? '';
+  }
+  assert.equal(content, '');
+  assert.equal(deltas.length, 1);
+  assert.equal(deltas[0].index, 0);
+  assert.match(deltas[0].id, /^call_/);
+  assert.equal(deltas[0].function.name, 'get_weather');
+  assert.equal(deltas[0].function.arguments, '{}');
+  // The call goes back as history with its result.
+  const next = await main.client.chat.completions.create({ model: MODEL, tools: weatherTools, max_tokens: 2, temperature: 0,
+    messages: [body.messages[0], m, { role: 'tool', tool_call_id: m.tool_calls[0].id, content: 'sunny' }] });
+  assert.equal(next.choices.length, 1);
 });
 
 test('8 concurrent greedy clients get exactly the tokens they get alone', async () => {
@@ -235,6 +382,34 @@ test('a client that disconnects mid-stream frees its slot', async () => {
   }
   assert.equal(active, 0);
   assert.equal(await metric(main.base, 'pocket_cancelled_requests_total'), before + 1);
+});
+
+test('a non-streaming client that disconnects frees its slot at once', async () => {
+  const before = await metric(main.base, 'pocket_cancelled_requests_total');
+  const controller = new AbortController();
+  const pending = main.client.completions.create(
+    { model: MODEL, prompt: 'Tell me', max_tokens: 2000, temperature: 0, ignore_eos: true },
+    { signal: controller.signal }).catch((e) => e);
+  let t0 = Date.now();
+  while (await metric(main.base, 'pocket_active_sequences') !== 1) {
+    assert.ok(Date.now() - t0 < 5000, 'the request never started');
+    await sleep(2);
+  }
+  controller.abort();
+  t0 = Date.now();
+  let active = 1;
+  while (Date.now() - t0 < 2000) {
+    active = await metric(main.base, 'pocket_active_sequences');
+    if (active === 0) break;
+    await sleep(5);
+  }
+  const elapsed = Date.now() - t0;
+  assert.equal(active, 0);
+  // Cancelled, not finished: 2000 tokens would take longer than this.
+  assert.equal(await metric(main.base, 'pocket_cancelled_requests_total'), before + 1);
+  assert.ok(elapsed < 500, `slot freed after ${elapsed} ms`);
+  const aborted = await pending;
+  assert.ok(aborted instanceof OpenAI.APIUserAbortError, String(aborted));
 });
 
 test('errors have the OpenAI shape and status', async () => {
