@@ -57,6 +57,7 @@ struct Engine::Slot {
   size_t prefilled = 0;     // prompt tokens already in seq
   int32_t next_token = -1;  // sampled, to be fed at the next step
   int64_t generated = 0;
+  double engine_s = 0;  // token share of the steps so far
   int64_t reasoning_tokens = 0;
   bool in_reasoning = false;
   std::deque<int32_t> forced;  // tokens to emit instead of sampling
@@ -175,9 +176,16 @@ void Engine::step() {
     prefill_len.push_back(n);
     budget -= n;
   }
+  const auto step_start = Clock::now();
   model_.forward(batch, ws_);
   metrics_.count_step(batch.n_tokens());
-  for (size_t i = 0; i < owner.size(); i++) owner[i]->prefilled += size_t(prefill_len[i]);
+  // The step's time, shared by the sequences in proportion to the tokens each brought.
+  const double step_s = std::chrono::duration<double>(Clock::now() - step_start).count();
+  const double step_tokens = double(batch.n_tokens());
+  for (size_t i = 0; i < owner.size(); i++) {
+    owner[i]->prefilled += size_t(prefill_len[i]);
+    owner[i]->engine_s += step_s * double(prefill_len[i] > 0 ? prefill_len[i] : 1) / step_tokens;
+  }
 
   std::vector<Slot*> finished;
   for (int64_t i = 0; i < ws_.n_logits(); i++) {
@@ -251,6 +259,7 @@ bool Engine::handle_token(Slot& s, const float* logits) {
   done.finish_reason = finish_reason;
   done.prompt_tokens = int64_t(s.req.prompt.size());
   done.completion_tokens = s.generated;
+  done.engine_s = s.engine_s;
   s.req.out->push(std::move(done));
   return true;
 }

@@ -44,6 +44,9 @@ struct Event {
   std::string finish_reason;      // kDone: "stop" or "length"
   int64_t prompt_tokens = 0;      // kDone
   int64_t completion_tokens = 0;  // kDone
+  // kDone: seconds of engine time spent on this sequence: of every step it was in, the
+  // step's time × its share of the step's tokens (what a cost model prices).
+  double engine_s = 0;
   std::string error;              // kError
 };
 

@@ -89,6 +89,55 @@ TEST(ServerEngine, CancelledRequestLeavesWithinAStep) {
   EXPECT_NE(f.metrics.render().find("pocket_cancelled_requests_total 1\n"), std::string::npos);
 }
 
+// The done event of a request, read from its channel.
+Event done_event(Channel& ch) {
+  std::vector<Event> events;
+  for (;;) {
+    events.clear();
+    ch.wait(events, std::chrono::milliseconds(1000));
+    for (const auto& e : events)
+      if (e.kind != Event::Kind::kText) return e;
+  }
+}
+
+// Engine time is shared by token share: two prompts prefilled in one step (10 and 30 tokens,
+// one generated token each) get 1/4 and 3/4 of that step; with decode steps after it, both
+// get equal halves of each decode step on top.
+TEST(ServerEngine, EngineTimeIsSharedByTokens) {
+  Fixture f;
+  EngineOptions options;
+  options.parallel = 2;
+  options.step_tokens = 64;
+  options.kv.kv_type = runtime::KvType::F32;
+  Engine engine(*f.model, f.tokenizer, options, f.metrics);
+  auto prompt = [](int n, int salt) {
+    std::vector<int32_t> p;
+    for (int k = 0; k < n; k++) p.push_back((k * 31 + salt) % 1900 + 3);
+    return p;
+  };
+  std::vector<GenerationRequest> pair = {greedy(prompt(10, 1), 1), greedy(prompt(30, 2), 1)};
+  auto a = pair[0].out, b = pair[1].out;
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(engine.submit(pair));  // admitted together: one step prefills both
+  const Event ea = done_event(*a), eb = done_event(*b);
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_EQ(ea.kind, Event::Kind::kDone);
+  ASSERT_EQ(eb.kind, Event::Kind::kDone);
+  EXPECT_GT(ea.engine_s, 0);
+  EXPECT_NEAR(eb.engine_s / ea.engine_s, 3.0, 1e-9);
+  EXPECT_LE(ea.engine_s + eb.engine_s, wall);
+
+  std::vector<GenerationRequest> two = {greedy(prompt(10, 3), 4), greedy(prompt(30, 4), 4)};
+  two[0].ignore_eos = two[1].ignore_eos = true;
+  auto c = two[0].out, d = two[1].out;
+  ASSERT_TRUE(engine.submit(two));
+  const Event ec = done_event(*c), ed = done_event(*d);
+  // d - c = half of the prefill step (30 - 10 of its 40 tokens); the 3 decode steps split evenly.
+  const double prefill_step = 2 * (ed.engine_s - ec.engine_s);
+  EXPECT_GT(prefill_step, 0);
+  EXPECT_GT(ec.engine_s, prefill_step / 4);  // c had decode time beyond its prefill share
+}
+
 TEST(ServerEngine, FullQueueRejects) {
   Fixture f;
   EngineOptions options;
