@@ -80,6 +80,41 @@ async function goldenText(p) {
   return (await post(main.base, '/detokenize', { tokens: ids })).json.content;
 }
 
+test('health and the API answer 503 while the model loads', async () => {
+  const { mkdtempSync, openSync, closeSync } = await import('node:fs');
+  const { spawnSync } = await import('node:child_process');
+  const fifo = `${mkdtempSync('/tmp/pocket-serve-test-')}/slow.gguf`;
+  assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
+  // Opening a FIFO blocks until a writer comes: the model stays "loading" meanwhile.
+  const proc = spawn(BIN, ['serve', '-m', fifo, '--port', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  const exited = new Promise((resolve) => proc.on('exit', (code) => resolve(code)));
+  try {
+    const port = await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`server did not listen:\n${log}`)), 20000);
+      proc.stderr.on('data', (d) => {
+        log += d;
+        const m = log.match(/listening on http:\/\/127\.0\.0\.1:(\d+)/);
+        if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+      });
+    });
+    const base = `http://127.0.0.1:${port}`;
+    const health = await fetch(`${base}/health`);
+    assert.equal(health.status, 503);
+    assert.deepEqual(await health.json(), { status: 'loading' });
+    const r = await post(base, '/v1/chat/completions', { model: 'slow', messages: [{ role: 'user', content: 'x' }] });
+    assert.equal(r.status, 503);
+    assert.equal(r.headers.get('retry-after'), '1');
+    assert.equal(r.json.error.code, 'model_loading');
+    assert.equal(await metric(base, 'pocket_model_loading'), 1);
+    // A writer that writes nothing: the load fails and the server exits with an error.
+    closeSync(openSync(fifo, 'w'));
+    assert.notEqual(await exited, 0);
+  } finally {
+    proc.kill('SIGKILL');
+  }
+});
+
 test('models and health', async () => {
   const models = await main.client.models.list();
   assert.equal(models.data[0].id, MODEL);
