@@ -87,10 +87,12 @@ void parse_prices(const Ctx& c, const toml::table& t, Prices& p) {
       p.hardware_per_hour = c.number(v, key, 0);
     else if (key == "busy_watts")
       p.busy_watts = c.number(v, key, 0);
-    else if (key == "idle_watts")
-      p.idle_watts = c.number(v, key, 0);
-    else if (key == "rapl")
-      p.rapl = c.boolean(v, key);
+    else if (key == "idle_watts" || key == "rapl")
+      // Energy is measured by the backend (its engine time, token share of every batch) and
+      // priced here; idle draw is caused by no request, so it belongs in hardware_per_hour.
+      c.bad(v, key,
+            "was removed: the backend measures each request's engine time; put idle power "
+            "costs into hardware_per_hour");
     else if (key == "cloud_input_per_1m")
       p.cloud_input_per_1m = c.number(v, key, 0);
     else if (key == "cloud_cached_per_1m")
@@ -189,7 +191,9 @@ GatewayConfig parse_config(const std::string& text, const std::string& name) {
           g.redis_url = c.string(rv, "redis.url");
           if (!g.redis_url.empty() && g.redis_url.rfind("redis://", 0) != 0)
             c.bad(rv, "redis.url", "must start with redis://");
-        } else
+        } else if (k2 == "slot_lease_ms")
+          g.slot_lease_ms = c.integer(rv, "redis.slot_lease_ms", 100, 3600000);
+        else
           c.bad(rv, "redis." + k2, "is unknown");
       }
     } else if (key == "health") {

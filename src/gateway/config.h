@@ -35,9 +35,9 @@ struct Prices {
   double electricity_per_kwh = 0.25;  // $ per kWh
   double pue = 1.2;
   double hardware_per_hour = 0.0;  // amortization, $ per busy hour
+  // Draw of the machine while the engine runs, used with the engine time the backend
+  // reports for each request (its token share of every batch it was in).
   double busy_watts = 200;
-  double idle_watts = 40;
-  bool rapl = true;  // read /sys/class/powercap when readable
   // Cloud reference prices, $ per 1M tokens.
   double cloud_input_per_1m = 0.40;
   double cloud_cached_per_1m = 0.10;
@@ -49,7 +49,10 @@ struct GatewayConfig {
   int port = 8080;
   std::string admin_key;
   std::string db_path = "gateway.db";
-  std::string redis_url;   // redis://host:port[/db]; empty = in-process limits
+  std::string redis_url;  // redis://host:port[/db]; empty = in-process limits
+  // A concurrency slot in Redis is a lease the holding gateway renews; a gateway that
+  // crashes frees its slots when their leases run out.
+  int64_t slot_lease_ms = 10000;
   std::string access_log;  // JSON lines; "" = none, "-" = stderr
   bool log_prompts = false;
   int health_interval_ms = 1000;

@@ -18,6 +18,7 @@
 
 #include "gateway/db.h"
 #include "gateway/limits.h"
+#include "server/peer_socket.h"
 #include "util/error.h"
 
 namespace pocket::gateway {
@@ -62,47 +63,6 @@ void send_error(httplib::Response& res, const ApiError& e) {
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
-
-// Package energy counters (/sys/class/powercap/intel-rapl:N), when readable.
-class Rapl {
- public:
-  void init(bool enabled) {
-    if (!enabled) return;
-    std::error_code ec;
-    for (int i = 0; i < 16; i++) {
-      const std::string dir = str("/sys/class/powercap/intel-rapl:", i);
-      if (!std::filesystem::exists(dir + "/energy_uj", ec)) continue;
-      std::ifstream f(dir + "/energy_uj"), m(dir + "/max_energy_range_uj");
-      double v = 0, range = 0;
-      if (f >> v) {
-        m >> range;
-        paths_.push_back(dir + "/energy_uj");
-        ranges_.push_back(range > 0 ? range : 1e18);
-      }
-    }
-  }
-  bool available() const { return !paths_.empty(); }
-  std::vector<double> read() const {
-    std::vector<double> v;
-    for (const auto& p : paths_) {
-      std::ifstream f(p);
-      double x = 0;
-      f >> x;
-      v.push_back(x);
-    }
-    return v;
-  }
-  double joules_between(const std::vector<double>& a, const std::vector<double>& b) const {
-    double uj = 0;
-    for (size_t i = 0; i < a.size() && i < b.size(); i++)
-      uj += b[i] >= a[i] ? b[i] - a[i] : b[i] + ranges_[i] - a[i];
-    return uj / 1e6;
-  }
-
- private:
-  std::vector<std::string> paths_;
-  std::vector<double> ranges_;
-};
 
 struct Backend {
   std::string url, pool;
@@ -220,8 +180,7 @@ struct Call {
   int64_t ts_s = std::time(nullptr);
   Backend* backend = nullptr;
   int outstanding_at_start = 1;
-  int inflight_at_start = 1;
-  std::vector<double> rapl_start;
+  std::string holder;  // of its concurrency slot: unique per request over all gateways
   int64_t prompt_tokens = 0, cached_tokens = 0, completion_tokens = 0;
   Cost cost;
   std::atomic<bool> finished{false};
@@ -236,8 +195,11 @@ struct Gateway::State {
   std::unique_ptr<Limiter> limiter;
   std::vector<std::unique_ptr<Backend>> backends;
   std::vector<std::string> models;
-  Rapl rapl;
   Metrics metrics;
+  std::string instance_id;  // random, names this process's concurrency slots
+  std::atomic<int64_t> next_call{0};
+  std::mutex slots_mu;
+  std::unordered_map<std::string, std::string> held_slots;  // holder -> slots name (Redis)
   std::atomic<int> inflight{0};
 
   std::mutex keys_mu;
@@ -255,7 +217,20 @@ struct Gateway::State {
   std::atomic<bool> stopping{false};
   std::mutex stop_mu;
   std::condition_variable stop_cv;
-  std::thread health_thread, writer_thread;
+  std::thread health_thread, writer_thread, lease_thread, watch_thread;
+
+  // Non-streaming requests waiting for their backend: a client that goes away closes the
+  // upstream connection, which cancels the generation in `pocket serve`.
+  struct Watch {
+    const httplib::Request* req;
+    httplib::Client* upstream;
+    Clock::time_point since;
+    int fd = -2;  // the client's socket once found (-1: not found)
+    bool cancelled = false;
+  };
+  std::mutex watch_mu;
+  std::unordered_map<int64_t, Watch> watches;
+  std::atomic<int64_t> next_watch{0};
 
   void reload_keys();
   std::optional<KeyInfo> authenticate(const httplib::Request& req, httplib::Response& res);
@@ -263,7 +238,7 @@ struct Gateway::State {
   Backend* pick(const std::string& model, const std::set<Backend*>& tried);
   void proxy(const httplib::Request& req, httplib::Response& res, const std::string& endpoint);
   bool try_plain(const std::shared_ptr<Call>& call, Backend* b, const std::string& body,
-                 httplib::Response& res);
+                 httplib::Response& res, const httplib::Request& req);
   int try_stream(const std::shared_ptr<Call>& call, Backend* b, const std::string& body,
                  httplib::Response& res);
   void take_usage(Call& c, nlohmann::ordered_json& usage);
@@ -273,6 +248,8 @@ struct Gateway::State {
   void access_log(const json& line);
   void health_loop();
   void writer_loop();
+  void lease_loop();
+  void watch_loop();
   void check_health();
   void seed_limits();
   void routes();
@@ -369,21 +346,24 @@ void Gateway::State::take_usage(Call& c, nlohmann::ordered_json& usage) {
   c.completion_tokens = usage.value("completion_tokens", int64_t(0));
   if (usage.contains("prompt_tokens_details") && usage["prompt_tokens_details"].is_object())
     c.cached_tokens = usage["prompt_tokens_details"].value("cached_tokens", int64_t(0));
-  // Energy: the package counters over the request, or busy watts over its time,
-  // shared with the requests that ran beside it.
-  const double elapsed = seconds_since(c.t0);
-  const int now_out = c.backend ? c.backend->outstanding.load() : 1;
-  const double share = std::max(1.0, 0.5 * double(c.outstanding_at_start + std::max(now_out, 1)));
-  double energy;
-  if (rapl.available() && !c.rapl_start.empty()) {
-    const double inflight_share =
-        std::max(1.0, 0.5 * double(c.inflight_at_start + std::max(inflight.load(), 1)));
-    energy = rapl.joules_between(c.rapl_start, rapl.read()) / inflight_share;
+  // Energy: what the backend measured for this request (counters, when it has them), else
+  // busy watts over the engine time it reports (its token share of every batch it was in).
+  // A backend that reports neither: busy watts over the latency, shared with the requests
+  // outstanding on it.
+  double busy_s, energy;
+  if (usage.contains("engine_time_s") && usage["engine_time_s"].is_number()) {
+    busy_s = usage["engine_time_s"].get<double>();
+    energy = usage.contains("energy_j") && usage["energy_j"].is_number()
+                 ? usage["energy_j"].get<double>()
+                 : cfg.prices.busy_watts * busy_s;
   } else {
-    energy = cfg.prices.busy_watts * elapsed / share;
+    const int now_out = c.backend ? c.backend->outstanding.load() : 1;
+    busy_s = seconds_since(c.t0) /
+             std::max(1.0, 0.5 * double(c.outstanding_at_start + std::max(now_out, 1)));
+    energy = cfg.prices.busy_watts * busy_s;
   }
-  c.cost = cost_of(cfg.prices, energy, elapsed / share, c.prompt_tokens, c.cached_tokens,
-                   c.completion_tokens);
+  c.cost =
+      cost_of(cfg.prices, energy, busy_s, c.prompt_tokens, c.cached_tokens, c.completion_tokens);
   usage["cost"] = {{"local_usd", c.cost.local},
                    {"cloud_usd", c.cost.cloud},
                    {"saving_usd", c.cost.cloud - c.cost.local},
@@ -393,10 +373,14 @@ void Gateway::State::take_usage(Call& c, nlohmann::ordered_json& usage) {
 void Gateway::State::finish(Call& c, int status) {
   if (c.finished.exchange(true)) return;
   inflight--;
+  if (c.key.limits.concurrent > 0 && counters->shared()) {
+    std::lock_guard lock(slots_mu);
+    held_slots.erase(c.holder);
+  }
   const double latency_ms = seconds_since(c.t0) * 1e3;
   const int64_t tokens = c.prompt_tokens + c.completion_tokens;
   try {
-    limiter->finish(c.key.id, c.key.limits, tokens, c.cost.local, std::time(nullptr));
+    limiter->finish(c.key.id, c.key.limits, tokens, c.cost.local, std::time(nullptr), c.holder);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "pocket gateway: limits: %s\n", e.what());
   }
@@ -522,6 +506,52 @@ void Gateway::State::health_loop() {
   }
 }
 
+// Every 50 ms: the client sockets of non-streaming requests that have waited that long are
+// found (once) and polled; a closed one cuts its upstream connection.
+void Gateway::State::watch_loop() {
+  while (!stopping) {
+    {
+      std::unique_lock lock(stop_mu);
+      stop_cv.wait_for(lock, std::chrono::milliseconds(50), [&] { return stopping.load(); });
+    }
+    const auto now = Clock::now();
+    std::lock_guard lock(watch_mu);
+    for (auto& [id, w] : watches) {
+      if (w.cancelled || now - w.since < std::chrono::milliseconds(50)) continue;
+      if (w.fd == -2)
+        w.fd = server::find_tcp_socket(w.req->local_addr, w.req->local_port, w.req->remote_addr,
+                                       w.req->remote_port);
+      if (w.fd >= 0 && server::peer_closed(w.fd)) {
+        w.cancelled = true;
+        w.upstream->stop();
+      }
+    }
+  }
+}
+
+// Renews the leases of the concurrency slots this process holds in Redis, three times per
+// lease, so they outlive slow requests but not a crashed process.
+void Gateway::State::lease_loop() {
+  while (!stopping) {
+    {
+      std::unique_lock lock(stop_mu);
+      stop_cv.wait_for(lock, std::chrono::milliseconds(cfg.slot_lease_ms / 3),
+                       [&] { return stopping.load(); });
+    }
+    if (stopping) break;
+    std::vector<std::pair<std::string, std::string>> held;
+    {
+      std::lock_guard lock(slots_mu);
+      for (const auto& [holder, name] : held_slots) held.emplace_back(name, holder);
+    }
+    try {
+      counters->renew(held, cfg.slot_lease_ms);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "pocket gateway: slot leases: %s\n", e.what());
+    }
+  }
+}
+
 // Without Redis the counters live here: rebuild them from the ledger, so a
 // restart forgets no usage.
 void Gateway::State::seed_limits() {
@@ -569,9 +599,10 @@ void Gateway::State::proxy(const httplib::Request& req, httplib::Response& res,
     return send_error(res, {404, str("The model '", call->model, "' does not exist"),
                             "invalid_request_error", "model_not_found"});
 
+  call->holder = str(instance_id, ":", next_call++);
   std::optional<LimitHit> hit;
   try {
-    hit = limiter->admit(key->id, key->limits, call->ts_s);
+    hit = limiter->admit(key->id, key->limits, call->ts_s, call->holder, cfg.slot_lease_ms);
   } catch (const std::exception& e) {
     return send_error(res, {503, str("limit store unavailable: ", e.what()), "server_error",
                             "limits_unavailable", 1});
@@ -594,8 +625,10 @@ void Gateway::State::proxy(const httplib::Request& req, httplib::Response& res,
     return;
   }
   inflight++;
-  call->inflight_at_start = inflight.load();
-  if (rapl.available()) call->rapl_start = rapl.read();
+  if (key->limits.concurrent > 0 && counters->shared()) {
+    std::lock_guard lock(slots_mu);
+    held_slots[call->holder] = Limiter::slots_name(key->id);
+  }
 
   call->stream = body.value("stream", false);
   if (call->stream) {
@@ -619,7 +652,7 @@ void Gateway::State::proxy(const httplib::Request& req, httplib::Response& res,
     b->requests++;
     call->outstanding_at_start = ++b->outstanding;
     if (!call->stream) {
-      if (try_plain(call, b, upstream_body, res)) return;
+      if (try_plain(call, b, upstream_body, res, req)) return;
     } else {
       const int r = try_stream(call, b, upstream_body, res);
       if (r != 0) return;
@@ -635,9 +668,27 @@ void Gateway::State::proxy(const httplib::Request& req, httplib::Response& res,
 
 // Non-streaming: one round trip on a pooled keep-alive connection. False: retry elsewhere.
 bool Gateway::State::try_plain(const std::shared_ptr<Call>& call, Backend* b,
-                               const std::string& body, httplib::Response& res) {
+                               const std::string& body, httplib::Response& res,
+                               const httplib::Request& req) {
   auto cli = b->take(cfg.upstream_timeout_s);
+  const int64_t watch_id = next_watch++;
+  {
+    std::lock_guard lock(watch_mu);
+    watches[watch_id] = Watch{&req, cli.get(), Clock::now()};
+  }
   auto r = cli->Post(call->endpoint, body, "application/json");
+  bool cancelled;
+  {
+    std::lock_guard lock(watch_mu);  // after this, the watcher no longer touches `cli`
+    cancelled = watches[watch_id].cancelled;
+    watches.erase(watch_id);
+  }
+  if (cancelled) {  // the client went away; its upstream request was cut
+    b->outstanding--;
+    res.status = 499;
+    finish(*call, 499);
+    return true;
+  }
   if (!r || r->status >= 500) {
     b->outstanding--;
     b->failed(cfg.max_failures, cfg.eject_ms);
@@ -1008,7 +1059,7 @@ Gateway::Gateway(GatewayConfig config) : state_(std::make_unique<State>()) {
       s.backends.push_back(std::move(b));
     }
   s.models.assign(models.begin(), models.end());
-  s.rapl.init(s.cfg.prices.rapl);
+  s.instance_id = new_api_key().substr(3, 16);
   if (s.cfg.access_log == "-")
     s.log = stderr;
   else if (!s.cfg.access_log.empty()) {
@@ -1024,6 +1075,8 @@ Gateway::~Gateway() {
   State& s = *state_;
   if (s.health_thread.joinable()) s.health_thread.join();
   if (s.writer_thread.joinable()) s.writer_thread.join();
+  if (s.lease_thread.joinable()) s.lease_thread.join();
+  if (s.watch_thread.joinable()) s.watch_thread.join();
   s.flush();
   if (s.log && s.log != stderr) std::fclose(s.log);
 }
@@ -1041,10 +1094,12 @@ void Gateway::run() {
   s.port = port;
   s.health_thread = std::thread([&s] { s.health_loop(); });
   s.writer_thread = std::thread([&s] { s.writer_loop(); });
+  if (s.counters->shared()) s.lease_thread = std::thread([&s] { s.lease_loop(); });
+  s.watch_thread = std::thread([&s] { s.watch_loop(); });
   std::fprintf(
       stderr, "pocket gateway: listening on http://%s:%d (%zu backends, %zu models, limits %s%s)\n",
       s.cfg.host.c_str(), port, s.backends.size(), s.models.size(),
-      s.counters->shared() ? "in redis" : "in process", s.rapl.available() ? ", RAPL energy" : "");
+      s.counters->shared() ? "in redis" : "in process", "");
   s.http.listen_after_bind();
 }
 

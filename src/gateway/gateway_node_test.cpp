@@ -20,7 +20,7 @@ TEST(GatewayNode, OpenAiSdkEndToEnd) {
   const std::string cmd =
       "cd '" + source + "/tests/node' && POCKET_BIN='" + std::string(bin ? bin : POCKET_BIN_PATH) +
       "' POCKET_SHARED_DIR='" + POCKET_SHARED_DIR +
-      "' timeout 120 node --test --test-concurrency=1 --test-reporter=spec gateway.test.mjs 2>&1";
+      "' timeout 300 node --test --test-concurrency=1 --test-reporter=spec gateway.test.mjs 2>&1";
   FILE* pipe = popen(cmd.c_str(), "r");
   ASSERT_NE(pipe, nullptr);
   std::string output;

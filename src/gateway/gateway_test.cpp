@@ -86,6 +86,9 @@ TEST(GatewayConfig, ErrorsNameKeyAndLine) {
   expect_error("admin_key = \"x\"\n", "key 'pools' is missing");
   expect_error("listen = \"h:port\"" + pool, "gw.toml:1: key 'listen'");
   expect_error("a = [", "gw.toml:1:");
+  expect_error("[prices]\nidle_watts = 40" + pool, "gw.toml:2: key 'idle_watts' was removed");
+  expect_error("[redis]\nslot_lease_ms = 5" + pool,
+               "gw.toml:2: key 'redis.slot_lease_ms' must be in");
 }
 
 TEST(GatewayKeys, Sha256AndConstantTimeCompare) {
@@ -198,6 +201,7 @@ TEST(GatewayCost, EnergyAndCloudPrices) {
   const Cost c = cost_of(p, 3.6e6, 1.0, 1000, 200, 500);
   EXPECT_NEAR(c.local, 0.36 * 1.5 + 0.001, 1e-12);
   EXPECT_NEAR(c.cloud, (800 * 1 + 200 * 0.5 + 500 * 4) / 1e6, 1e-15);
+  EXPECT_NEAR(c.energy_j, 3.6e6, 0);
 }
 
 TEST(GatewayLimits, Windows) {
@@ -207,36 +211,81 @@ TEST(GatewayLimits, Windows) {
   EXPECT_EQ(w.to_next_month, 1701388800 - 1700000000);  // 2023-12-01
 }
 
+// Each limit trips and then recovers: in the next window (the limiter takes the time, so a
+// window rollover needs no waiting) or when the slot is freed.
 void check_limiter(Counters& c, int64_t id) {
   Limiter lim(c);
   Limits l;
   l.requests_per_minute = 4;
   l.concurrent = 2;
   l.tokens_per_minute = 100;
-  const int64_t t = 1700000000;  // counters expire by wall clock; windows ids come from t
-  auto a = lim.admit(id, l, t), b = lim.admit(id, l, t);
+  const int64_t t = 1700000000;  // 22:13:20 UTC: 40 s left in the minute
+  auto a = lim.admit(id, l, t, "a"), b = lim.admit(id, l, t, "b");
   EXPECT_FALSE(a);
   EXPECT_FALSE(b);
-  auto hit = lim.admit(id, l, t);
+  auto hit = lim.admit(id, l, t, "c");
   ASSERT_TRUE(hit);
   EXPECT_EQ(hit->limit, "concurrent");
-  lim.finish(id, l, 60, 0, t);
-  EXPECT_FALSE(lim.admit(id, l, t));  // third request of the minute
-  hit = lim.admit(id, l, t);
+  EXPECT_EQ(hit->retry_after_s, 1);
+  lim.finish(id, l, 60, 0, t, "a");
+  EXPECT_FALSE(lim.admit(id, l, t, "d"));  // third request of the minute, a's slot reused
+  hit = lim.admit(id, l, t, "e");
   ASSERT_TRUE(hit);
   EXPECT_EQ(hit->limit, "concurrent");
-  lim.finish(id, l, 50, 0, t);
-  hit = lim.admit(id, l, t);  // 110 tokens this minute
+  lim.finish(id, l, 50, 0, t, "b");
+  hit = lim.admit(id, l, t, "f");  // 110 tokens this minute
   ASSERT_TRUE(hit);
   EXPECT_EQ(hit->limit, "tokens_per_minute");
   EXPECT_EQ(hit->retry_after_s, 40);
-  EXPECT_FALSE(lim.admit(id, l, t + 60));  // next minute: fresh window
-  Limits budget;
-  budget.dollars_per_day = 0.01;
-  lim.finish(id + 1, budget, 0, 0.02, t);
-  hit = lim.admit(id + 1, budget, t);
+  EXPECT_FALSE(lim.admit(id, l, t + 40, "g"));  // next minute: fresh window
+  lim.finish(id, l, 0, 0, t + 40, "d");
+  lim.finish(id, l, 0, 0, t + 40, "g");
+
+  // Requests per minute: trips on the 3rd, the refused ones are not counted, recovers at the
+  // minute's end (Retry-After) and not a second earlier.
+  Limits rpm;
+  rpm.requests_per_minute = 2;
+  const int64_t id2 = id + 1;
+  EXPECT_FALSE(lim.admit(id2, rpm, t, "r1"));
+  EXPECT_FALSE(lim.admit(id2, rpm, t + 10, "r2"));
+  for (int i = 0; i < 3; i++) {
+    hit = lim.admit(id2, rpm, t + 20, "r3");
+    ASSERT_TRUE(hit);
+    EXPECT_EQ(hit->limit, "requests_per_minute");
+    EXPECT_EQ(hit->retry_after_s, 20);
+  }
+  EXPECT_TRUE(lim.admit(id2, rpm, t + 39, "r4"));
+  EXPECT_FALSE(lim.admit(id2, rpm, t + 20 + hit->retry_after_s, "r5"));
+  EXPECT_FALSE(lim.admit(id2, rpm, t + 41, "r6"));
+  EXPECT_TRUE(lim.admit(id2, rpm, t + 42, "r7"));
+
+  // Budgets: tokens per day, dollars per day and per month; each recovers in the next window.
+  Limits day;
+  day.tokens_per_day = 1000;
+  day.dollars_per_day = 0.01;
+  const int64_t id3 = id + 2;
+  EXPECT_FALSE(lim.admit(id3, day, t, "d1"));
+  lim.finish(id3, day, 1000, 0, t, "d1");
+  hit = lim.admit(id3, day, t, "d2");
+  ASSERT_TRUE(hit);
+  EXPECT_EQ(hit->limit, "tokens_per_day");
+  EXPECT_EQ(hit->retry_after_s, 86400 - (22 * 3600 + 13 * 60 + 20));
+  const int64_t tomorrow = t + hit->retry_after_s;
+  EXPECT_FALSE(lim.admit(id3, day, tomorrow, "d3"));
+  lim.finish(id3, day, 10, 0.02, tomorrow, "d3");
+  hit = lim.admit(id3, day, tomorrow + 5, "d4");
   ASSERT_TRUE(hit);
   EXPECT_EQ(hit->limit, "dollars_per_day");
+  EXPECT_FALSE(lim.admit(id3, day, tomorrow + 86400, "d5"));
+  Limits month;
+  month.dollars_per_month = 0.05;
+  month.tokens_per_month = 1 << 20;
+  lim.finish(id3 + 1, month, 10, 0.06, t, "m1");
+  hit = lim.admit(id3 + 1, month, t, "m2");
+  ASSERT_TRUE(hit);
+  EXPECT_EQ(hit->limit, "dollars_per_month");
+  EXPECT_EQ(hit->retry_after_s, 1701388800 - t);  // 2023-12-01
+  EXPECT_FALSE(lim.admit(id3 + 1, month, 1701388800, "m3"));
 }
 
 TEST(GatewayLimits, LocalCounters) {
@@ -284,6 +333,22 @@ TEST(GatewayLimits, RedisCountersSharedByTwoClients) {
   EXPECT_EQ(c1->get("x"), 5);
   EXPECT_EQ(c1->get("missing"), 0);
   check_limiter(c2, 77);
+
+  // A slot whose holder stops renewing its lease (a crashed gateway) comes free by itself;
+  // one that is renewed stays taken.
+  EXPECT_TRUE(c1->acquire("slots:x", "dead", 2, 300));
+  EXPECT_TRUE(c2.acquire("slots:x", "alive", 2, 300));
+  EXPECT_FALSE(c1->acquire("slots:x", "third", 2, 300));
+  for (int i = 0; i < 4; i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    c2.renew({{"slots:x", "alive"}}, 300);
+  }
+  EXPECT_TRUE(c1->acquire("slots:x", "third", 2, 300));  // "dead" expired, "alive" did not
+  EXPECT_FALSE(c1->acquire("slots:x", "fourth", 2, 300));
+  c2.release("slots:x", "alive");
+  EXPECT_TRUE(c1->acquire("slots:x", "fourth", 2, 300));
+  c2.renew({{"slots:x", "alive"}}, 300);  // a released slot is not brought back
+  EXPECT_FALSE(c1->acquire("slots:x", "fifth", 2, 300));
   std::system(("kill $(cat " + pidfile + ") 2>/dev/null; rm -f " + pidfile).c_str());
 }
 

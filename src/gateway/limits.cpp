@@ -31,6 +31,20 @@ int64_t LocalCounters::get(const std::string& name) {
   return it->second.value;
 }
 
+bool LocalCounters::acquire(const std::string& name, const std::string&, int64_t limit, int64_t) {
+  std::lock_guard lock(mu_);
+  int64_t& n = slots_[name];
+  if (n >= limit) return false;
+  n++;
+  return true;
+}
+
+void LocalCounters::release(const std::string& name, const std::string&) {
+  std::lock_guard lock(mu_);
+  auto it = slots_.find(name);
+  if (it != slots_.end() && --it->second <= 0) slots_.erase(it);
+}
+
 RedisCounters::RedisCounters(const std::string& url) {
   std::string rest = url.substr(url.find("://") + 3);
   const auto slash = rest.find('/');
@@ -98,43 +112,99 @@ int64_t reply_int(redisReply* r) {
 }
 }  // namespace
 
-int64_t RedisCounters::add(const std::string& name, int64_t delta, int64_t ttl_s) {
-  const std::string key = "pocket:gw:" + name;
+template <class Append>
+std::vector<redisReply*> RedisCounters::pipeline(size_t n, Append append) {
   for (int attempt = 0; attempt < 2; attempt++) {
     redisContext* c = take();
-    // One round trip: the increment and the expiry (NX keeps the first window end).
-    redisAppendCommand(c, "INCRBY %s %lld", key.c_str(), (long long)delta);
-    redisAppendCommand(c, "EXPIRE %s %lld NX", key.c_str(), (long long)ttl_s);
-    redisReply* r1 = nullptr;
-    redisReply* r2 = nullptr;
-    if (redisGetReply(c, reinterpret_cast<void**>(&r1)) == REDIS_OK &&
-        redisGetReply(c, reinterpret_cast<void**>(&r2)) == REDIS_OK) {
-      const int64_t v = reply_int(r1);
-      freeReplyObject(r1);
-      freeReplyObject(r2);
-      give(c);
-      return v;
+    append(c);
+    std::vector<redisReply*> replies;
+    for (size_t i = 0; i < n; i++) {
+      void* r = nullptr;
+      if (redisGetReply(c, &r) != REDIS_OK) break;
+      replies.push_back(static_cast<redisReply*>(r));
     }
-    if (r1) freeReplyObject(r1);
+    if (replies.size() == n) {
+      give(c);
+      return replies;
+    }
+    for (auto* r : replies) freeReplyObject(r);
     redisFree(c);
   }
   fail("redis: command failed");
 }
 
+int64_t RedisCounters::add(const std::string& name, int64_t delta, int64_t ttl_s) {
+  const std::string key = "pocket:gw:" + name;
+  // One round trip: the increment and the expiry (NX keeps the first window end).
+  auto r = pipeline(2, [&](redisContext* c) {
+    redisAppendCommand(c, "INCRBY %s %lld", key.c_str(), (long long)delta);
+    redisAppendCommand(c, "EXPIRE %s %lld NX", key.c_str(), (long long)ttl_s);
+  });
+  const int64_t v = reply_int(r[0]);
+  for (auto* x : r) freeReplyObject(x);
+  return v;
+}
+
 int64_t RedisCounters::get(const std::string& name) {
   const std::string key = "pocket:gw:" + name;
-  for (int attempt = 0; attempt < 2; attempt++) {
-    redisContext* c = take();
-    auto* r = static_cast<redisReply*>(redisCommand(c, "GET %s", key.c_str()));
-    if (r) {
-      const int64_t v = reply_int(r);
-      freeReplyObject(r);
-      give(c);
-      return v;
-    }
-    redisFree(c);
-  }
-  fail("redis: command failed");
+  auto r = pipeline(1, [&](redisContext* c) { redisAppendCommand(c, "GET %s", key.c_str()); });
+  const int64_t v = reply_int(r[0]);
+  freeReplyObject(r[0]);
+  return v;
+}
+
+namespace {
+// Lease ends are in the Redis server's clock, so gateways on machines whose clocks differ
+// agree. The whole set expires with its last lease (no holder left renewing it).
+const char* kAcquireScript = R"lua(
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+return 1
+)lua";
+const char* kRenewScript = R"lua(
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local n = redis.call('ZADD', KEYS[1], 'XX', 'CH', now + tonumber(ARGV[2]), ARGV[1])
+if n > 0 and redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return n
+)lua";
+}  // namespace
+
+bool RedisCounters::acquire(const std::string& name, const std::string& holder, int64_t limit,
+                            int64_t lease_ms) {
+  const std::string key = "pocket:gw:" + name;
+  auto r = pipeline(1, [&](redisContext* c) {
+    redisAppendCommand(c, "EVAL %s 1 %s %s %lld %lld", kAcquireScript, key.c_str(), holder.c_str(),
+                       (long long)limit, (long long)lease_ms);
+  });
+  const bool ok = r[0]->type == REDIS_REPLY_INTEGER && r[0]->integer == 1;
+  const std::string err = r[0]->type == REDIS_REPLY_ERROR ? r[0]->str : "";
+  freeReplyObject(r[0]);
+  if (!err.empty()) fail("redis: ", err);
+  return ok;
+}
+
+void RedisCounters::release(const std::string& name, const std::string& holder) {
+  const std::string key = "pocket:gw:" + name;
+  auto r = pipeline(1, [&](redisContext* c) {
+    redisAppendCommand(c, "ZREM %s %s", key.c_str(), holder.c_str());
+  });
+  freeReplyObject(r[0]);
+}
+
+void RedisCounters::renew(const std::vector<std::pair<std::string, std::string>>& held,
+                          int64_t lease_ms) {
+  if (held.empty()) return;
+  auto r = pipeline(held.size(), [&](redisContext* c) {
+    for (const auto& [name, holder] : held)
+      redisAppendCommand(c, "EVAL %s 1 %s %s %lld", kRenewScript, ("pocket:gw:" + name).c_str(),
+                         holder.c_str(), (long long)lease_ms);
+  });
+  for (auto* x : r) freeReplyObject(x);
 }
 
 std::unique_ptr<Counters> make_counters(const std::string& redis_url) {
@@ -166,7 +236,12 @@ std::string name(const char* kind, int64_t key, int64_t window) {
 }
 }  // namespace
 
-std::optional<LimitHit> Limiter::admit(int64_t id, const Limits& l, int64_t t) {
+std::string Limiter::slots_name(int64_t key_id) {
+  return str("slots:", key_id);
+}
+
+std::optional<LimitHit> Limiter::admit(int64_t id, const Limits& l, int64_t t,
+                                       const std::string& holder, int64_t lease_ms) {
   const Windows w = windows_at(t);
   // Budgets and token rates: checked against what was already used.
   if (l.tokens_per_minute > 0 && c_.get(name("tpm", id, w.minute)) >= l.tokens_per_minute)
@@ -200,8 +275,7 @@ std::optional<LimitHit> Limiter::admit(int64_t id, const Limits& l, int64_t t) {
         w.to_next_minute};
   }
   if (l.concurrent > 0) {
-    if (c_.add(str("conc:", id), 1, 3600) > l.concurrent) {
-      c_.add(str("conc:", id), -1, 3600);
+    if (!c_.acquire(slots_name(id), holder, l.concurrent, lease_ms)) {
       if (l.requests_per_minute > 0)
         c_.add(name("rpm", id, w.minute), -1, 120);  // refused: not counted
       return LimitHit{"concurrent",
@@ -211,9 +285,10 @@ std::optional<LimitHit> Limiter::admit(int64_t id, const Limits& l, int64_t t) {
   return std::nullopt;
 }
 
-void Limiter::finish(int64_t id, const Limits& l, int64_t tokens, double dollars, int64_t t) {
+void Limiter::finish(int64_t id, const Limits& l, int64_t tokens, double dollars, int64_t t,
+                     const std::string& holder) {
   const Windows w = windows_at(t);
-  if (l.concurrent > 0) c_.add(str("conc:", id), -1, 3600);
+  if (l.concurrent > 0) c_.release(slots_name(id), holder);
   if (tokens > 0) {
     c_.add(name("tpm", id, w.minute), tokens, 120);
     c_.add(name("tpd", id, w.day), tokens, 2 * 86400);

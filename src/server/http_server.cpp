@@ -165,6 +165,7 @@ class Job {
     bool done = false;
     bool role_sent = false;
     int64_t prompt_tokens = 0, completion_tokens = 0;
+    double engine_s = 0;  // engine time spent on this choice (token share of each step)
   };
 
   Job(HttpServer::State& state, const Prepared& p)
@@ -230,6 +231,7 @@ class Job {
       c.done = true;
       c.prompt_tokens = e.prompt_tokens;
       c.completion_tokens = e.completion_tokens;
+      c.engine_s = e.engine_s;
       c.finish_reason = !c.calls.empty() && e.finish_reason == "stop" ? "tool_calls" : e.finish_reason;
     }
     if (!chunks) return;
@@ -269,12 +271,16 @@ class Job {
 
   json usage() const {
     int64_t prompt = 0, completion = 0;
+    double engine_s = 0;
     for (const auto& c : choices_) {
       prompt = std::max(prompt, c.prompt_tokens);  // the prompt is counted once, as OpenAI does
       completion += c.completion_tokens;
+      engine_s += c.engine_s;
     }
+    // engine_time_s: what this request cost the engine (its token share of every step), so a
+    // gateway can price measured work rather than wall time.
     return {{"prompt_tokens", prompt}, {"completion_tokens", completion}, {"total_tokens", prompt + completion},
-            {"prompt_tokens_details", {{"cached_tokens", 0}}}};
+            {"prompt_tokens_details", {{"cached_tokens", 0}}}, {"engine_time_s", engine_s}};
   }
 
   json usage_chunk() const {

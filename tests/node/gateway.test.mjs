@@ -67,12 +67,12 @@ function freePort() {
   });
 }
 
-function writeConfig(name, { db, redis, backends, limits = '' }) {
+function writeConfig(name, { db, redis, backends, limits = '', leaseMs = 0 }) {
   const path = `${dir}/${name}.toml`;
   let text = `listen = "127.0.0.1:0"\nadmin_key = "${ADMIN}"\naccess_log = "${dir}/${name}.log"\n` +
     `[database]\npath = "${db}"\n[health]\ninterval_ms = 200\nmax_failures = 1\neject_ms = 2000\n` +
-    `[prices]\nelectricity_per_kwh = 0.30\npue = 1.2\nbusy_watts = 100\ncloud_input_per_1m = 1.0\ncloud_output_per_1m = 2.0\nrapl = false\n`;
-  if (redis) text += `[redis]\nurl = "${redis}"\n`;
+    `[prices]\nelectricity_per_kwh = 0.30\npue = 1.2\nbusy_watts = 100\ncloud_input_per_1m = 1.0\ncloud_output_per_1m = 2.0\nhardware_per_hour = 0.5\n`;
+  if (redis) text += `[redis]\nurl = "${redis}"\n` + (leaseMs ? `slot_lease_ms = ${leaseMs}\n` : '');
   if (limits) text += `[limits]\n${limits}\n`;
   text += `[[pools]]\nname = "tiny"\nmodels = ["${MODEL}"]\n`;
   for (const b of backends) text += `[[pools.backends]]\nurl = "${b}"\nweight = 1\n`;
@@ -117,7 +117,14 @@ async function chat(base, key, extra = {}) {
     method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
     body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 3, temperature: 0, ...extra }),
   });
-  return { status: r.status, headers: r.headers, json: await r.json() };
+  const text = await r.text();
+  let json = null;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = { stream: text };  // a streamed answer
+  }
+  return { status: r.status, headers: r.headers, json };
 }
 
 let b1, b2, redis, redisUrl, gw;
@@ -181,13 +188,33 @@ test('proxy: answers equal the backend, streaming identical to direct, usage.cos
   assert.equal(g.usage.completion_tokens, d.usage.completion_tokens);
   assert.ok(g.usage.cost.local_usd > 0 && g.usage.cost.cloud_usd > 0 && g.usage.cost.energy_j > 0);
   assert.equal(g.usage.cost.cloud_usd, (g.usage.prompt_tokens * 1.0 + g.usage.completion_tokens * 2.0) / 1e6);
+  // The gateway prices the engine time the backend measured (its token share of each batch):
+  // busy_watts 100, $0.30/kWh, PUE 1.2, hardware $0.50 per busy hour.
+  const priced = (u) => {
+    assert.ok(u.engine_time_s > 0, JSON.stringify(u));
+    const energy = 100 * u.engine_time_s;
+    assert.ok(Math.abs(u.cost.energy_j - energy) <= 1e-12 * energy, JSON.stringify(u));
+    const local = energy / 3.6e6 * 0.30 * 1.2 + 0.5 * u.engine_time_s / 3600;
+    assert.ok(Math.abs(u.cost.local_usd - local) <= 1e-12 * local, JSON.stringify(u));
+    assert.ok(Math.abs(u.cost.saving_usd - (u.cost.cloud_usd - u.cost.local_usd)) <= 1e-15);
+    return u.cost;
+  };
+  const costs = [priced(g.usage)];
+
+  // /v1/completions (legacy) goes through too, with its usage recorded.
+  const cbody = { model: MODEL, prompt: 'Once upon a time', max_tokens: 5, temperature: 0 };
+  const dc = await direct.completions.create(cbody);
+  const gc = await via.completions.create(cbody);
+  assert.equal(gc.choices[0].text, dc.choices[0].text);
+  assert.equal(gc.usage.prompt_tokens, dc.usage.prompt_tokens);
+  costs.push(priced(gc.usage));
 
   const collect = async (c, opts) => {
     const chunks = [];
     for await (const ch of await c.chat.completions.create({ ...body, stream: true, ...opts })) chunks.push(ch);
     return chunks;
   };
-  const strip = (chunks) => chunks.map((c) => JSON.stringify({ ...c, id: undefined, created: undefined, usage: c.usage ? { ...c.usage, cost: undefined } : undefined }));
+  const strip = (chunks) => chunks.map((c) => JSON.stringify({ ...c, id: undefined, created: undefined, usage: c.usage ? { ...c.usage, cost: undefined, engine_time_s: undefined } : undefined }));
   // Without include_usage the client gets no usage chunk (the gateway asked for one upstream).
   const ds = await collect(direct, {});
   const gs = await collect(via, {});
@@ -197,39 +224,53 @@ test('proxy: answers equal the backend, streaming identical to direct, usage.cos
   const gu = await collect(via, { stream_options: { include_usage: true } });
   assert.deepEqual(strip(gu), strip(du));
   assert.ok(gu.at(-1).usage.cost.cloud_usd > 0);
+  costs.push(priced(gu.at(-1).usage));
 
-  // /v1/models lists the union; usage is recorded to the token.
+  // Usage is recorded to the token, the ledger's costs are the ones the responses carried.
   await new Promise((r) => setTimeout(r, 50));
   const u = await (await fetch(`${gw.base}/v1/usage`, { headers: { authorization: `Bearer ${k.key}` } })).json();
-  assert.equal(u.total.requests, 3);
-  assert.equal(u.total.prompt_tokens, 3 * d.usage.prompt_tokens);
-  assert.equal(u.total.completion_tokens, 3 * d.usage.completion_tokens);
+  assert.equal(u.total.requests, 4);
+  assert.equal(u.total.prompt_tokens, 3 * d.usage.prompt_tokens + dc.usage.prompt_tokens);
+  assert.equal(u.total.completion_tokens, 3 * d.usage.completion_tokens + dc.usage.completion_tokens);
   const rep = await admin(gw.base, 'GET', `/admin/usage?by=model&key=${k.id}`);
   assert.equal(rep.json.data[0].model, MODEL);
-  assert.equal(rep.json.data[0].completion_tokens, 3 * d.usage.completion_tokens);
+  assert.equal(rep.json.data[0].completion_tokens, 3 * d.usage.completion_tokens + dc.usage.completion_tokens);
   const cli = JSON.parse(execFileSync(BIN, ['usage', '--db', `${dir}/main.db`, '--by', 'key', '--key', String(k.id), '--json']).toString());
-  assert.equal(cli[0].prompt_tokens, 3 * d.usage.prompt_tokens);
+  assert.equal(cli[0].prompt_tokens, 3 * d.usage.prompt_tokens + dc.usage.prompt_tokens);
   const metrics = await (await fetch(`${gw.base}/metrics`)).text();
   assert.match(metrics, /pocket_gateway_requests_total\{endpoint="\/v1\/chat\/completions",status="200"\} \d+/);
   // JSON-lines access log: one line per proxied request with its tokens.
   const lines = readFileSync(`${dir}/main.log`, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   const mine = lines.filter((l) => l.key_id === k.id && l.path === '/v1/chat/completions');
   assert.equal(mine.length, 3);
+  assert.equal(lines.filter((l) => l.key_id === k.id && l.path === '/v1/completions' && l.prompt_tokens === dc.usage.prompt_tokens).length, 1);
+  // Each cost a client saw is its row's; the ledger's total is the sum of the rows (the
+  // stream without include_usage was priced too, out of the client's sight).
+  const rows = lines.filter((l) => l.key_id === k.id);
+  assert.equal(rows.length, 4);
+  for (const c of costs) assert.equal(rows.filter((l) => l.cost_local === c.local_usd && l.cost_cloud === c.cloud_usd).length, 1, JSON.stringify(c));
+  const sum = (f) => rows.reduce((a, l) => a + l[f], 0);
+  assert.ok(rows.every((l) => l.cost_local > 0));
+  assert.ok(Math.abs(u.total.cost_local - sum('cost_local')) <= 1e-12 * u.total.cost_local, `${u.total.cost_local} vs ${sum('cost_local')}`);
+  assert.ok(Math.abs(u.total.cost_cloud - sum('cost_cloud')) <= 1e-12 * u.total.cost_cloud);
   assert.ok(mine.every((l) => l.status === 200 && l.prompt_tokens === d.usage.prompt_tokens && l.backend.startsWith('http://127.0.0.1:')));
 });
 
-test('limits: requests/min, tokens/min, concurrent, budget trip with 429 + Retry-After and recover', async () => {
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+test('limits: requests/min, tokens/min, concurrent, budgets trip with 429 + Retry-After and recover', async () => {
+  // Trip both minute limits inside one UTC minute, then see them recover when it ends.
+  const sec = new Date().getUTCSeconds();
+  if (sec > 50) await sleep((61 - sec) * 1000);
   const rpm = await newKey(gw.base, { name: 'rpm', limits: { requests_per_minute: 2 } });
   assert.equal((await chat(gw.base, rpm.key)).status, 200);
   assert.equal((await chat(gw.base, rpm.key)).status, 200);
   const hit = await chat(gw.base, rpm.key);
   assert.equal(hit.status, 429);
   assert.equal(hit.json.error.code, 'requests_per_minute');
-  assert.ok(Number(hit.headers.get('retry-after')) >= 1);
+  assert.equal(hit.json.error.type, 'rate_limit_exceeded');
   await assert.rejects(client(gw.base, rpm.key).chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'x' }], max_tokens: 1 }),
     (e) => e.status === 429);
-  await admin(gw.base, 'PATCH', `/admin/keys/${rpm.id}`, { limits: { requests_per_minute: 100 } });
-  assert.equal((await chat(gw.base, rpm.key)).status, 200);
 
   const tpm = await newKey(gw.base, { name: 'tpm', limits: { tokens_per_minute: 10 } });
   const first = await chat(gw.base, tpm.key);  // prompt alone is > 10 tokens
@@ -237,22 +278,43 @@ test('limits: requests/min, tokens/min, concurrent, budget trip with 429 + Retry
   const t = await chat(gw.base, tpm.key, { stream: true });
   assert.equal(t.status, 429);
   assert.equal(t.json.error.code, 'tokens_per_minute');
-  await admin(gw.base, 'PATCH', `/admin/keys/${tpm.id}`, { limits: { tokens_per_minute: 100000 } });
-  assert.equal((await chat(gw.base, tpm.key)).status, 200);
 
+  // Retry-After is the rest of the minute; after it both keys work again, with no change to
+  // their limits.
+  const wait = Number(hit.headers.get('retry-after'));
+  const utcLeft = 60 - new Date().getUTCSeconds();
+  assert.ok(wait >= 1 && wait <= 60 && Math.abs(wait - utcLeft) <= 1, `Retry-After ${wait}, ${utcLeft} s left in the minute`);
+  assert.ok(Math.abs(Number(t.headers.get('retry-after')) - wait) <= 1);
+  await sleep(wait * 1000 + 200);
+  assert.equal((await chat(gw.base, rpm.key)).status, 200);
+  assert.equal((await chat(gw.base, rpm.key)).status, 200);
+  assert.equal((await chat(gw.base, rpm.key)).status, 429);  // and trips again in the new minute
+  assert.equal((await chat(gw.base, tpm.key, { stream: true })).status, 200);
+
+  // Budgets (their windows are a day or a month; the rollover is in the unit tests):
+  // trip, then recover when the budget is raised.
   const budget = await newKey(gw.base, { name: 'budget', limits: { tokens_per_day: 5 } });
   assert.equal((await chat(gw.base, budget.key)).status, 200);
   const b = await chat(gw.base, budget.key);
   assert.equal(b.status, 429);
   assert.equal(b.json.error.code, 'tokens_per_day');
   assert.equal(b.json.error.type, 'insufficient_quota');
+  assert.ok(Number(b.headers.get('retry-after')) > 60);
+  await admin(gw.base, 'PATCH', `/admin/keys/${budget.id}`, { limits: { tokens_per_day: 100000 } });
+  assert.equal((await chat(gw.base, budget.key)).status, 200);
+  const money = await newKey(gw.base, { name: 'money', limits: { dollars_per_month: 1e-12 } });
+  assert.equal((await chat(gw.base, money.key)).status, 200);
+  const m = await chat(gw.base, money.key);
+  assert.equal(m.status, 429);
+  assert.equal(m.json.error.code, 'dollars_per_month');
 
   const conc = await newKey(gw.base, { name: 'conc', limits: { concurrent: 1 } });
   const slow = chat(gw.base, conc.key, { max_tokens: 200 });
-  await new Promise((r) => setTimeout(r, 30));
+  await sleep(30);
   const c = await chat(gw.base, conc.key);
   assert.equal(c.status, 429);
   assert.equal(c.json.error.code, 'concurrent');
+  assert.equal(c.headers.get('retry-after'), '1');
   assert.equal((await slow).status, 200);
   assert.equal((await chat(gw.base, conc.key)).status, 200);  // the slot is free again
 });
@@ -274,10 +336,48 @@ test('two gateway processes share limits through redis', async () => {
   await Promise.all([stop(g2.proc), stop(g3.proc)]);
 });
 
+test('redis concurrency slots: one limit over two gateways; a crashed gateway\'s slot frees itself', async () => {
+  const cfg = writeConfig('lease', { db: `${dir}/lease.db`, redis: redisUrl, backends: [b1.url], leaseMs: 1000 });
+  const [g1, g2] = await Promise.all([startGateway(cfg), startGateway(cfg)]);
+  const k = await newKey(g1.base, { name: 'lease', limits: { concurrent: 1 } });
+  const ac = new AbortController();
+  const r = await fetch(`${g1.base}/v1/chat/completions`, {
+    method: 'POST', signal: ac.signal, headers: { authorization: `Bearer ${k.key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 900, ignore_eos: true, stream: true }),
+  });
+  assert.equal(r.status, 200);
+  await r.body.getReader().read();
+  // g1 holds the key's only slot: g2 refuses.
+  const refused = await chat(g2.base, k.key);
+  assert.equal(refused.status, 429);
+  assert.equal(refused.json.error.code, 'concurrent');
+  // g1 dies without releasing it: the slot stays taken until its lease (1 s, renewed every
+  // third of it) runs out, then comes free.
+  const t0 = Date.now();
+  g1.proc.kill('SIGKILL');
+  await new Promise((res) => g1.proc.on('exit', res));
+  ac.abort();
+  assert.equal((await chat(g2.base, k.key)).status, 429);
+  let status = 429;
+  while (status === 429 && Date.now() - t0 < 5000) {
+    await sleep(100);
+    status = (await chat(g2.base, k.key)).status;
+  }
+  assert.equal(status, 200);
+  const freedMs = Date.now() - t0;
+  assert.ok(freedMs <= 2000, `slot freed after ${freedMs} ms`);
+  await stop(g2.proc);
+});
+
 test('restart keeps usage and limits (SQLite, no redis)', async () => {
   const cfg = writeConfig('restart', { db: `${dir}/restart.db`, backends: [b1.url] });
   let g = await startGateway(cfg);
+  const sec = new Date().getUTCSeconds();
+  if (sec > 50) await sleep((61 - sec) * 1000);  // the requests/min part needs one minute
   const k = await newKey(g.base, { name: 'r', limits: { tokens_per_day: 30, requests_per_minute: 50 } });
+  const rk = await newKey(g.base, { name: 'r-rpm', limits: { requests_per_minute: 2 } });
+  assert.equal((await chat(g.base, rk.key)).status, 200);
+  assert.equal((await chat(g.base, rk.key)).status, 200);
   const r1 = await chat(g.base, k.key);
   assert.equal(r1.status, 200);
   const r2 = await chat(g.base, k.key);
@@ -292,6 +392,11 @@ test('restart keeps usage and limits (SQLite, no redis)', async () => {
   const again = await chat(g.base, k.key);
   assert.equal(again.status, 429);
   assert.equal(again.json.error.code, 'tokens_per_day');
+  const rpm = await chat(g.base, rk.key);  // this minute's two requests were remembered
+  assert.equal(rpm.status, 429);
+  assert.equal(rpm.json.error.code, 'requests_per_minute');
+  const metrics = await (await fetch(`${g.base}/metrics`)).text();
+  assert.match(metrics, /pocket_gateway_requests_total\{endpoint="\/v1\/chat\/completions",status="429"\} 2/);
   await stop(g.proc);
 });
 
@@ -324,6 +429,35 @@ test('a client that disconnects mid-stream cancels the upstream generation', asy
   const rep = await admin(gw.base, 'GET', `/admin/usage?by=key&key=${k.id}`);
   assert.equal(rep.json.data[0].requests, 1);
   assert.equal(rep.json.data[0].ok_requests, 0);  // recorded with status 499
+});
+
+test('a client that disconnects from a non-streaming request cancels the upstream generation', async () => {
+  const k = await newKey(gw.base, { name: 'abort-plain' });
+  const before = await metricSum([b1.url, b2.url], 'pocket_cancelled_requests_total');
+  const ac = new AbortController();
+  const pending = fetch(`${gw.base}/v1/chat/completions`, {
+    method: 'POST', signal: ac.signal, headers: { authorization: `Bearer ${k.key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 900, ignore_eos: true }),
+  }).catch((e) => e);
+  await sleep(300);
+  ac.abort();
+  assert.equal((await pending).name, 'AbortError');
+  let after = before;
+  for (let i = 0; i < 50 && after === before; i++) {
+    await sleep(100);
+    after = await metricSum([b1.url, b2.url], 'pocket_cancelled_requests_total');
+  }
+  assert.equal(after, before + 1);
+  let rep;
+  for (let i = 0; i < 20; i++) {  // the gateway records it once its upstream call returns
+    rep = await admin(gw.base, 'GET', `/admin/usage?by=key&key=${k.id}`);
+    if (rep.json.data.length) break;
+    await sleep(100);
+  }
+  assert.equal(rep.json.data[0].requests, 1);
+  assert.equal(rep.json.data[0].ok_requests, 0);  // recorded with status 499
+  const log = readFileSync(`${dir}/main.log`, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.ok(log.some((l) => l.key_id === k.id && l.status === 499 && !l.stream));
 });
 
 test('a backend killed mid-test: no failed request that had not started streaming', async () => {
