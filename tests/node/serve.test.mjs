@@ -432,6 +432,9 @@ test('a non-streaming client that disconnects frees its slot at once', async () 
     assert.ok(Date.now() - t0 < 5000, 'the request never started');
     await sleep(2);
   }
+  // Its KV pages and recurrent state are in use until the slot is freed.
+  assert.ok(await metric(main.base, 'pocket_kv_cache_bytes') > 0);
+  assert.ok(await metric(main.base, 'pocket_recurrent_state_bytes') > 0);
   controller.abort();
   t0 = Date.now();
   let active = 1;
@@ -445,6 +448,8 @@ test('a non-streaming client that disconnects frees its slot at once', async () 
   // Cancelled, not finished: 2000 tokens would take longer than this.
   assert.equal(await metric(main.base, 'pocket_cancelled_requests_total'), before + 1);
   assert.ok(elapsed < 1000, `slot freed after ${elapsed} ms`);
+  assert.equal(await metric(main.base, 'pocket_kv_cache_bytes'), 0);
+  assert.equal(await metric(main.base, 'pocket_recurrent_state_bytes'), 0);
   const aborted = await pending;
   assert.ok(aborted instanceof OpenAI.APIUserAbortError, String(aborted));
 });
