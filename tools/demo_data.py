@@ -310,8 +310,10 @@ STRS = {"reverse": gen_reverse, "sort_letters": gen_sort_letters, "count_letters
 
 
 def tool_list(rng, need=None):
+    # 1-2 tools: every tool schema adds ~60 prompt tokens (the template's tool preamble is ~250),
+    # which cost training compute for no answer tokens
     names = list(TOOLS)
-    k = rng.randint(1, len(names))
+    k = rng.choice([1, 1, 2])
     sel = rng.sample(names, k)
     if need and need not in sel:
         sel[rng.randrange(len(sel))] = need
@@ -332,9 +334,9 @@ def make_example(rng, kind, ok, think=None):
             q, ans, work = STRS[kind](rng, ok)
             jval = int(ans) if ans.isdigit() else ans
         r = rng.random()
-        if r < 0.15:
+        if r < 0.08:
             msgs.append({"role": "system", "content": rng.choice(PLAIN_SYS)})
-        elif r < 0.17:
+        elif r < 0.09:
             tools = tool_list(rng)  # tools offered but not needed
         msgs.append({"role": "user", "content": q})
         return dict(kind=kind, messages=msgs, tools=tools, think=think,
@@ -367,9 +369,11 @@ def make_example(rng, kind, ok, think=None):
     raise ValueError(kind)
 
 
+DATA_VERSION = 2  # part of the cached data file name: bump when the generator changes
+
 MIX = {"add": 14, "sub": 12, "mul": 10, "larger": 5, "gt": 5,
        "reverse": 5, "sort_letters": 5, "count_letters": 4, "count_char": 4, "count_words": 4,
-       "reverse_words": 4, "sort_words": 4, "json": 6, "tool_call": 4, "tool_answer": 3}
+       "reverse_words": 4, "sort_words": 4, "json": 6, "tool_call": 4, "tool_answer": 2}
 
 
 def sample_kind(rng, mix=MIX):

@@ -130,7 +130,7 @@ def main():
     ap.add_argument("--n", type=int, default=20, help="examples per task kind and thinking mode")
     ap.add_argument("--seed", type=int, default=20250)
     ap.add_argument("--train-seed", type=int, default=1234)
-    ap.add_argument("--train-n", type=int, default=60000)
+    ap.add_argument("--train-n", type=int, default=80000)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--min-acc", type=float, default=None)
     ap.add_argument("--min-wellformed", type=float, default=None,
@@ -178,7 +178,8 @@ def main():
             wf = wf and parse_tool_call(ans) is not None
         n_wf += wf
         g = next(g for g, ks in GROUPS.items() if e["kind"] in ks)
-        for key in ((g, e["think"]), (e["kind"], e["think"])):
+        # json / tool_call / tool_answer are groups of one kind: count them once
+        for key in {(g, e["think"]), (e["kind"], e["think"])}:
             r = res.setdefault(key, [0, 0])
             r[0] += good
             r[1] += 1

@@ -16,7 +16,11 @@ Stages (each cached in --work):
      tokenized by `pocket tokenize --special --jsonl` on vocab.gguf, so the training ids are exactly
      what Pocket feeds. Prompt and completion are tokenized separately (as at inference).
   3. train: AdamW, loss on completion (assistant) tokens only, length-bucketed batches,
-     torch.set_num_threads(args.threads), seeded; checkpoint (ckpt.pt) every --ckpt-every steps, resumable.
+     torch.set_num_threads(args.threads), seeded; checkpoint (ckpt.pt) every --ckpt-every steps,
+     resumable. The learning-rate schedule is a function of the optimizer step only (warm-up,
+     constant, cosine decay over the last --decay-frac of --steps), so pausing the process
+     (SIGSTOP during benchmarks) or a slower machine changes nothing but the wall-clock time.
+     --init-gguf starts from the weights of an earlier exported model instead of random ones.
   4. export: GGUF (arch qwen35, F16 matrices, F32 norms/conv/ssm_a/dt) with the tokenizer and the
      real chat template; eos = <|im_end|>.
 """
@@ -24,6 +28,10 @@ import argparse
 import json
 import math
 import os
+
+# Idle OpenMP threads sleep instead of spinning: on the shared, loaded 2-core machine spinning
+# workers made --threads 2 several times slower than --threads 1.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import random
 import subprocess
 import sys
@@ -213,12 +221,20 @@ def main():
     ap.add_argument("--work", default="/tmp/pocket-demo")
     ap.add_argument("--pocket", default=os.path.join(ROOT, "build-demo", "pocket"))
     ap.add_argument("--n-regular", type=int, default=3000)
-    ap.add_argument("--n-train", type=int, default=60000)
+    ap.add_argument("--n-train", type=int, default=80000)
     ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--minutes", type=float, default=45.0, help="training wall-clock budget")
-    ap.add_argument("--max-steps", type=int, default=0)
+    ap.add_argument("--steps", type=int, default=1200, help="optimizer steps (defines the schedule)")
+    ap.add_argument("--max-steps", type=int, default=0,
+                    help="stop (checkpoint + export) after this many steps without changing the schedule")
+    ap.add_argument("--minutes", type=float, default=0.0,
+                    help="safety stop after this much process CPU time / threads (0: none); "
+                         "does not affect the schedule")
+    ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--decay-frac", type=float, default=0.3)
     ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--batch-tokens", type=int, default=2048)
+    ap.add_argument("--batch-tokens", type=int, default=1536)
+    ap.add_argument("--init-gguf", default=None,
+                    help="initial weights from this exported model (same config) instead of random")
     ap.add_argument("--ckpt-every", type=int, default=50)
     ap.add_argument("--export-every", type=int, default=0, help="also export GGUF every N steps")
     ap.add_argument("--out", default=os.path.join(ROOT, "models", "pocket-demo.gguf"))
@@ -246,7 +262,7 @@ def main():
         return
     tok = Tok(args.pocket, vocab_path)
 
-    data_path = os.path.join(args.work, f"data_{args.n_regular}_{args.n_train}_{args.seed}.json")
+    data_path = os.path.join(args.work, f"data_v{D.DATA_VERSION}_{args.n_regular}_{args.n_train}_{args.seed}.json")
     if os.path.exists(data_path):
         data = json.load(open(data_path))
     else:
@@ -266,6 +282,10 @@ def main():
 
     cfg = Config(n_vocab=len(toks), hidden=args.hidden, n_layer=args.layers, n_ff=args.ff)
     model = Model(cfg)
+    if args.init_gguf:
+        from demo_model import load_gguf_into
+        load_gguf_into(model, args.init_gguf)
+        print(f"initial weights from {args.init_gguf}")
     nparam = sum(p.numel() for p in model.parameters())
     print(f"model: {nparam / 1e6:.2f} M parameters, config {cfg}")
     decay = [p for n, p in model.named_parameters() if p.dim() == 2]
@@ -274,13 +294,14 @@ def main():
                              {"params": nodecay, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.98), eps=1e-8)
     ckpt_path = os.path.join(args.work, "ckpt.pt")
-    step, elapsed, epoch = 0, 0.0, 0
+    step, elapsed, cpu_used, epoch = 0, 0.0, 0.0, 0
     if os.path.exists(ckpt_path):
         ck = torch.load(ckpt_path)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         step, elapsed, epoch = ck["step"], ck["elapsed"], ck["epoch"]
-        print(f"resumed from step {step} ({elapsed / 60:.1f} min)")
+        cpu_used = ck.get("cpu", 0.0)
+        print(f"resumed from step {step} ({elapsed / 60:.1f} min wall, {cpu_used / 60:.1f} min CPU)")
 
     def do_export(path):
         export_gguf(model, path, vm, template, dtype=args.dtype)
@@ -290,12 +311,21 @@ def main():
         do_export(args.out)
         return
 
-    budget = args.minutes * 60
     pad_id = sid["<|endoftext|>"]
-    # schedule: estimate total steps from the time budget after a few steps; cosine on time
-    warm = 100
     t_start = time.time() - elapsed
-    done = False
+    cpu_start = time.process_time() - cpu_used
+
+    def cpu_minutes():  # process CPU time per thread: stands still while the process is stopped
+        return (time.process_time() - cpu_start) / 60 / args.threads
+
+    def lr_at(s):  # s = index of the step being taken (0-based)
+        warm = min(1.0, (s + 1) / args.warmup)
+        d0 = args.steps * (1 - args.decay_frac)
+        frac = min(1.0, max(0.0, (s - d0) / max(1.0, args.steps - d0)))
+        return args.lr * warm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+    stop_at = min(args.steps, args.max_steps) if args.max_steps else args.steps
+    done = step >= stop_at
     log_loss, log_n, t_log = 0.0, 0, time.time()
     while not done:
         rng = random.Random(args.seed * 1000 + epoch)
@@ -303,8 +333,7 @@ def main():
         for bi, b in enumerate(bl):
             if bi < ck_bi(step, epoch, bl, args):
                 continue
-            frac = min(1.0, (time.time() - t_start) / budget)
-            lr = args.lr * min(1.0, (step + 1) / warm) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
+            lr = lr_at(step)
             for gparam in opt.param_groups:
                 gparam["lr"] = lr
             ids, tgt = collate(data, b, pad_id)
@@ -319,22 +348,27 @@ def main():
             if step % 25 == 0:
                 el = time.time() - t_start
                 print(f"step {step} epoch {epoch} loss {log_loss / log_n:.4f} lr {lr:.2e} "
-                      f"elapsed {el / 60:.1f} min ({(time.time() - t_log) / 25:.2f} s/step)", flush=True)
+                      f"elapsed {el / 60:.1f} min, CPU {cpu_minutes():.1f} min/thread "
+                      f"({(time.time() - t_log) / 25:.2f} s/step)", flush=True)
                 log_loss, log_n, t_log = 0.0, 0, time.time()
-            if step % args.ckpt_every == 0 or time.time() - t_start > budget or step == args.max_steps:
+            over_time = args.minutes and cpu_minutes() > args.minutes
+            if step % args.ckpt_every == 0 or over_time or step >= stop_at:
+                tmp = ckpt_path + ".tmp"  # a kill during the save must not destroy the checkpoint
                 torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
-                            "elapsed": time.time() - t_start, "epoch": epoch, "batch_index": bi + 1,
-                            "config": cfg.__dict__}, ckpt_path)
+                            "elapsed": time.time() - t_start, "cpu": cpu_minutes() * 60 * args.threads,
+                            "epoch": epoch, "batch_index": bi + 1, "config": cfg.__dict__}, tmp)
+                os.replace(tmp, ckpt_path)
             if args.export_every and step % args.export_every == 0:
                 do_export(args.out)
-            if time.time() - t_start > budget or step == args.max_steps:
+            if over_time or step >= stop_at:
                 done = True
                 break
         else:
             epoch += 1
             RESUME_BI.clear()
     do_export(args.out)
-    print(f"training done: {step} steps, {(time.time() - t_start) / 60:.1f} min")
+    print(f"training done: {step} steps, {(time.time() - t_start) / 60:.1f} min wall, "
+          f"{cpu_minutes():.1f} min CPU per thread")
 
 
 RESUME_BI = {}
