@@ -498,6 +498,31 @@ test('API key, body limit, overload', async () => {
   assert.ok(results.some((r) => r.status === 200));
 });
 
+test('metrics count requests by status, tokens and latencies', async () => {
+  const names = ['pocket_requests_total{endpoint="/v1/completions",status="200"}',
+    'pocket_requests_total{endpoint="/v1/completions",status="400"}', 'pocket_prompt_tokens_total',
+    'pocket_generated_tokens_total', 'pocket_time_to_first_token_seconds_count', 'pocket_inter_token_latency_seconds_count'];
+  const read = async () => {
+    const text = await (await fetch(`${main.base}/metrics`)).text();
+    return names.map((n) => {
+      const m = text.match(new RegExp(`^${n.replace(/[{}"/.=,]/g, '\\$&')} (\\S+)$`, 'm'));
+      return m ? Number(m[1]) : 0;
+    });
+  };
+  const before = await read();
+  const p = golden.prompts[4];
+  const r = await main.client.completions.create({ model: MODEL, prompt: p.prompt_ids, max_tokens: 5, temperature: 0, ignore_eos: true });
+  assert.equal((await post(main.base, '/v1/completions', { model: MODEL })).status, 400);
+  const expected = [1, 1, r.usage.prompt_tokens, 5, 1, 4];
+  let delta = [];
+  for (let i = 0; i < 100; i++) {  // the request log is written just after the response
+    delta = (await read()).map((v, k) => v - before[k]);
+    if (delta.every((d, k) => d === expected[k])) break;
+    await sleep(10);
+  }
+  assert.deepEqual(delta, expected, names.join(' '));
+});
+
 test('promtool accepts /metrics', async (t) => {
   const text = await (await fetch(`${main.base}/metrics`)).text();
   const { spawnSync } = await import('node:child_process');
