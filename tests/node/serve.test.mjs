@@ -168,6 +168,7 @@ test('chat: streaming gives role first, the same text, finish_reason, usage chun
   // No prefix cache yet: the field is there, and 0, in both forms.
   assert.equal(whole.usage.prompt_tokens_details.cached_tokens, 0);
   assert.equal(usage.prompt_tokens_details.cached_tokens, 0);
+  assert.ok(whole.usage.engine_time_s > 0 && usage.engine_time_s > 0);
 });
 
 test('completions: streamed usage chunk has cached_tokens; no usage chunk unless asked', async () => {
