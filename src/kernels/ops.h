@@ -103,6 +103,13 @@ struct Ops {
   void (*sigmoid)(float* x, int64_t n);
   // out[i] = silu(gate[i]) * up[i]
   void (*swiglu)(const float* gate, const float* up, float* out, int64_t n);
+  // Fused element-wise steps of the forward pass (one pass over the row each):
+  // x += add, then y = rmsnorm(x) * w (the residual add and the next norm);
+  void (*add_rmsnorm)(float* x, const float* add, const float* w, int64_t n, float eps, float* y);
+  // y[i] *= sigmoid(gate[i]) (the attention output gate);
+  void (*sigmoid_mul)(const float* gate, float* y, int64_t n);
+  // x = rmsnorm(x) * w * silu(z), in place (the delta-net output norm).
+  void (*rmsnorm_silu_gate)(float* x, const float* z, const float* w, int64_t n, float eps);
 
   // Rotates each of n_heads heads (head_dim apart) in place for the position
   // components pos[4] = (t, h, w, e).

@@ -91,6 +91,20 @@ void ref_swiglu(const float* gate, const float* up, float* out, int64_t n) {
   for (int64_t i = 0; i < n; i++) out[i] = silu(gate[i]) * up[i];
 }
 
+void ref_add_rmsnorm(float* x, const float* add, const float* w, int64_t n, float eps, float* y) {
+  for (int64_t i = 0; i < n; i++) x[i] += add[i];
+  ref_rmsnorm(x, w, n, eps, y);
+}
+
+void ref_sigmoid_mul(const float* gate, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; i++) y[i] *= sigmoid(gate[i]);
+}
+
+void ref_rmsnorm_silu_gate(float* x, const float* z, const float* w, int64_t n, float eps) {
+  ref_rmsnorm(x, w, n, eps, x);
+  for (int64_t i = 0; i < n; i++) x[i] *= silu(z[i]);
+}
+
 void ref_rope(float* x, int64_t n_heads, int64_t head_dim, const RopeParams& p,
               const int64_t pos[4]) {
   const int64_t half = p.n_rot / 2;
@@ -244,6 +258,9 @@ const Ops kReference = {
     ref_silu,
     ref_sigmoid,
     ref_swiglu,
+    ref_add_rmsnorm,
+    ref_sigmoid_mul,
+    ref_rmsnorm_silu_gate,
     ref_rope,
     ref_kv_store,
     ref_attention,
