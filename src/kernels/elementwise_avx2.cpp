@@ -1,7 +1,7 @@
 // AVX2 versions of the small per-row kernels: norms, SiLU / sigmoid / SwiGLU and
 // the causal conv + SiLU. The formulas are the reference's; exp is a vector
-// polynomial (within 2 ulp of std::exp over the range that matters), so results
-// differ from the reference by f32 rounding only.
+// polynomial (avx2_math.h, within 2 ulp of std::exp over the range that
+// matters), so results differ from the reference by f32 rounding only.
 #include <immintrin.h>
 
 #include <cmath>
@@ -9,51 +9,13 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/avx2_math.h"
 #include "kernels/fast_kernels.h"
+#include "util/thread_pool.h"
 
 namespace pocket::kernels::avx2 {
 
 namespace {
-
-#define POCKET_AVX2 __attribute__((target("avx2,fma,f16c")))
-
-// e^x for each lane: x = n ln2 + r (|r| <= ln2 / 2, ln2 split in two for an
-// exact n ln2), e^r by a degree-6 polynomial (the Cephes expf one), times 2^n
-// through the exponent bits. Inputs are clamped to [-87.3, 88.7]: the result
-// saturates to ~1e-38 / ~3e38 instead of 0 / inf, which every caller here
-// (1 / (1 + e^-x)) turns into the same 0 / x as the exact value would.
-POCKET_AVX2 inline __m256 exp256(__m256 x) {
-  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.7f));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-  // 2^n: n in [-126, 128]; split in two factors so that n = 128 does not overflow the exponent.
-  const __m256i ni = _mm256_cvtps_epi32(n);
-  const __m256i half = _mm256_srai_epi32(ni, 1);
-  const __m256 f1 =
-      _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(half, _mm256_set1_epi32(127)), 23));
-  const __m256 f2 = _mm256_castsi256_ps(
-      _mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, half), _mm256_set1_epi32(127)), 23));
-  return _mm256_mul_ps(_mm256_mul_ps(p, f1), f2);
-}
-
-POCKET_AVX2 inline __m256 silu256(__m256 x) {
-  const __m256 e = exp256(_mm256_sub_ps(_mm256_setzero_ps(), x));
-  return _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
-}
-
-POCKET_AVX2 inline __m256 sigmoid256(__m256 x) {
-  const __m256 e = exp256(_mm256_sub_ps(_mm256_setzero_ps(), x));
-  return _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_add_ps(_mm256_set1_ps(1.0f), e));
-}
 
 // Sum of squares in double (as the reference), 8 lanes at a time.
 POCKET_AVX2 double sum_squares(const float* x, int64_t n) {
@@ -120,7 +82,13 @@ POCKET_AVX2 void sigmoid(float* x, int64_t n) {
   map_row(x, x, n, [](__m256 v) POCKET_AVX2 { return sigmoid256(v); });
 }
 
-POCKET_AVX2 void swiglu(const float* gate, const float* up, float* out, int64_t n) {
+namespace {
+
+// Element counts above which a kernel splits its row range across the pool
+// (below, the hand-off costs more than it saves).
+constexpr int64_t kParallelElements = 1 << 15;
+
+POCKET_AVX2 void swiglu_range(const float* gate, const float* up, float* out, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
     _mm256_storeu_ps(out + i,
@@ -128,9 +96,84 @@ POCKET_AVX2 void swiglu(const float* gate, const float* up, float* out, int64_t 
   for (; i < n; i++) out[i] = kernels::silu(gate[i]) * up[i];
 }
 
-POCKET_AVX2 void conv1d_silu(int64_t n_tokens, int64_t channels, int64_t kernel, const float* x,
-                             int64_t x_stride, const float* w, float* state, float* out,
-                             int64_t out_stride) {
+// Conv outputs of channels [c0, c1) for every token; taps tap-major.
+POCKET_AVX2 void conv_channels(int64_t n_tokens, int64_t channels, int64_t kernel, const float* x,
+                               int64_t x_stride, const float* taps, const float* state, float* out,
+                               int64_t out_stride, int64_t c0, int64_t c1) {
+  const int64_t n_hist = kernel - 1;
+  const float* inputs[8];
+  for (int64_t t = 0; t < n_tokens; t++) {
+    for (int64_t i = 0; i < kernel; i++) {  // the input row at time t - n_hist + i
+      const int64_t u = t - n_hist + i;
+      inputs[i] = u >= 0 ? x + u * x_stride : state + (u + n_hist) * channels;
+    }
+    float* o = out + t * out_stride;
+    for (int64_t ch = c0; ch < c1; ch += 8) {
+      // Summed in tap order with separate products, as the reference (no FMA).
+      __m256 sum = _mm256_setzero_ps();
+      for (int64_t i = 0; i < kernel; i++)
+        sum = _mm256_add_ps(sum, _mm256_mul_ps(_mm256_loadu_ps(taps + i * channels + ch),
+                                               _mm256_loadu_ps(inputs[i] + ch)));
+      _mm256_storeu_ps(o + ch, silu256(sum));
+    }
+  }
+}
+
+}  // namespace
+
+void swiglu(const float* gate, const float* up, float* out, int64_t n) {
+  if (n < kParallelElements) {
+    swiglu_range(gate, up, out, n);
+    return;
+  }
+  parallel_for(n, [&](int64_t b, int64_t e) { swiglu_range(gate + b, up + b, out + b, e - b); },
+               4096);
+}
+
+POCKET_AVX2 void add_rmsnorm(float* x, const float* add, const float* w, int64_t n, float eps,
+                             float* y) {
+  // The add and the sum of squares (in double, as the reference) in one pass.
+  __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_add_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(add + i));
+    _mm256_storeu_ps(x + i, v);
+    const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+    const __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+    a0 = _mm256_fmadd_pd(lo, lo, a0);
+    a1 = _mm256_fmadd_pd(hi, hi, a1);
+  }
+  alignas(32) double lanes[4];
+  _mm256_store_pd(lanes, _mm256_add_pd(a0, a1));
+  double sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+  for (; i < n; i++) {
+    x[i] += add[i];
+    sum += double(x[i]) * double(x[i]);
+  }
+  scale_row(x, w, float(1.0 / std::sqrt(sum / double(n) + double(eps))), n, y);
+}
+
+POCKET_AVX2 void sigmoid_mul(const float* gate, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(y + i,
+                     _mm256_mul_ps(_mm256_loadu_ps(y + i), sigmoid256(_mm256_loadu_ps(gate + i))));
+  for (; i < n; i++) y[i] *= kernels::sigmoid(gate[i]);
+}
+
+POCKET_AVX2 void rmsnorm_silu_gate(float* x, const float* z, const float* w, int64_t n, float eps) {
+  const float scale = float(1.0 / std::sqrt(sum_squares(x, n) / double(n) + double(eps)));
+  const __m256 s = _mm256_set1_ps(scale);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 normed = _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), s), _mm256_loadu_ps(w + i));
+    _mm256_storeu_ps(x + i, _mm256_mul_ps(normed, silu256(_mm256_loadu_ps(z + i))));
+  }
+  for (; i < n; i++) x[i] = x[i] * scale * w[i] * kernels::silu(z[i]);
+}
+
+void conv1d_silu(int64_t n_tokens, int64_t channels, int64_t kernel, const float* x,
+                 int64_t x_stride, const float* w, float* state, float* out, int64_t out_stride) {
   if (channels % 8 != 0 || kernel > 8) {
     reference_ops().conv1d_silu(n_tokens, channels, kernel, x, x_stride, w, state, out, out_stride);
     return;
@@ -141,23 +184,18 @@ POCKET_AVX2 void conv1d_silu(int64_t n_tokens, int64_t channels, int64_t kernel,
   taps.resize(size_t(kernel * channels));
   for (int64_t ch = 0; ch < channels; ch++)
     for (int64_t i = 0; i < kernel; i++) taps[size_t(i * channels + ch)] = w[ch * kernel + i];
-  const float* inputs[8];
-  for (int64_t t = 0; t < n_tokens; t++) {
-    for (int64_t i = 0; i < kernel; i++) {  // the input row at time t - n_hist + i
-      const int64_t u = t - n_hist + i;
-      inputs[i] = u >= 0 ? x + u * x_stride : state + (u + n_hist) * channels;
-    }
-    float* o = out + t * out_stride;
-    for (int64_t ch = 0; ch < channels; ch += 8) {
-      // Summed in tap order with separate products, as the reference (no FMA).
-      __m256 sum = _mm256_setzero_ps();
-      for (int64_t i = 0; i < kernel; i++)
-        sum = _mm256_add_ps(sum, _mm256_mul_ps(_mm256_loadu_ps(&taps[size_t(i * channels + ch)]),
-                                               _mm256_loadu_ps(inputs[i] + ch)));
-      _mm256_storeu_ps(o + ch, silu256(sum));
-    }
+  const float* tap_rows = taps.data();
+  if (n_tokens * channels < kParallelElements) {
+    conv_channels(n_tokens, channels, kernel, x, x_stride, tap_rows, state, out, out_stride, 0,
+                  channels);
+  } else {
+    parallel_for(channels, [&](int64_t c0, int64_t c1) {
+      conv_channels(n_tokens, channels, kernel, x, x_stride, tap_rows, state, out, out_stride, c0,
+                    c1);
+    }, 64);
   }
-  // The new state: the last kernel-1 raw inputs (as the reference).
+  // The new state: the last kernel-1 raw inputs (as the reference), once every
+  // output has read the old one.
   for (int64_t r = 0; r < n_hist; r++) {
     const int64_t u = n_tokens - n_hist + r;
     if (u < 0)

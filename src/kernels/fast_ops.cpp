@@ -43,6 +43,9 @@ const Ops& ops_for_level(CpuLevel level) {
     t.silu = avx2::silu;
     t.sigmoid = avx2::sigmoid;
     t.swiglu = avx2::swiglu;
+    t.add_rmsnorm = avx2::add_rmsnorm;
+    t.sigmoid_mul = avx2::sigmoid_mul;
+    t.rmsnorm_silu_gate = avx2::rmsnorm_silu_gate;
     t.conv1d_silu = avx2::conv1d_silu;
     return t;
   }();

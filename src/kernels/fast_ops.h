@@ -5,8 +5,10 @@
 //           quantized activations (float weights: the reference arithmetic);
 //           everything else the reference.
 //   avx2:   AVX2/FMA/F16C matmul for every weight type (kernels/matmul.h), and
-//           gated_delta_rule, attention (threaded over heads), rmsnorm, l2norm,
-//           silu, sigmoid, swiglu, conv1d_silu (kernels/fast_kernels.h);
+//           gated_delta_rule (chunked for prefill), attention (blocked, online
+//           softmax), rmsnorm, l2norm,
+//           silu, sigmoid, swiglu, add_rmsnorm, sigmoid_mul, rmsnorm_silu_gate,
+//           conv1d_silu (kernels/fast_kernels.h);
 //           softmax, rope, kv_store stay the reference.
 //   avx512: no table of its own yet (uses avx2).
 //
