@@ -10,6 +10,7 @@
 #include "model/model.h"
 #include "quant/quant.h"
 #include "util/error.h"
+#include "util/thread_pool.h"
 
 namespace pocket::model {
 
@@ -21,6 +22,21 @@ template <typename T>
 T* grow(std::vector<T>& v, int64_t n) {
   if (int64_t(v.size()) < n) v.resize(size_t(n));
   return v.data();
+}
+
+// Calls fn(r) for every row r < n, split across the thread pool when there are
+// enough rows for the hand-off to pay (prefill); decode rows run inline. fn
+// must only call the per-row kernels (no kernel that uses the pool itself).
+template <typename F>
+void for_rows(int64_t n, F&& fn) {
+  constexpr int64_t kRowsPerTask = 4;
+  if (n <= kRowsPerTask) {
+    for (int64_t r = 0; r < n; r++) fn(r);
+    return;
+  }
+  parallel_for(n, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) fn(r);
+  }, kRowsPerTask);
 }
 
 }  // namespace
@@ -86,41 +102,52 @@ void Model::forward(const Batch& batch, Workspace& ws) const {
       }
   }
 
+  // Each residual add is fused with the norm that reads its result: after a
+  // mixer with the layer's post-norm, after an FFN with the next layer's
+  // input norm (or the output norm).
+  float* xn = ws.xn.data();
+  float* out = ws.out.data();
+  for_rows(n, [&](int64_t r) {
+    k.rmsnorm(x + r * H, layers_[0].attn_norm, H, c.rms_eps, xn + r * H);
+  });
   int64_t n_rows = n;  // rows still flowing (the last layer's FFN only needs wanted rows)
   for (size_t il = 0; il < layers_.size(); il++) {
     const Layer& L = layers_[il];
-    float* xn = ws.xn.data();
-    float* out = ws.out.data();
 
-    // Mixer: x += Attention(norm(x)) or DeltaNet(norm(x)).
-    for (int64_t r = 0; r < n; r++) k.rmsnorm(x + r * H, L.attn_norm, H, c.rms_eps, xn + r * H);
+    // Mixer: x += Attention(xn) or DeltaNet(xn), xn = norm(x).
     if (L.kind == LayerKind::kAttention)
       attention_block(L, batch, ws, n);
     else
       deltanet_block(L, batch, ws, n);
-    for (int64_t i = 0; i < n * H; i++) x[i] += out[i];
-
-    // After the last mixer only the rows that want logits matter: keep those.
     if (il + 1 == layers_.size() && int64_t(wanted.size()) < n) {
-      for (size_t w = 0; w < wanted.size(); w++)
-        if (int64_t(w) != wanted[w]) std::memcpy(x + w * H, x + wanted[w] * H, size_t(H) * 4);
+      // After the last mixer only the rows that want logits matter: keep those.
+      for (size_t w = 0; w < wanted.size(); w++) {
+        const int64_t src = wanted[w];
+        for (int64_t i = 0; i < H; i++) x[int64_t(w) * H + i] = x[src * H + i] + out[src * H + i];
+      }
       n_rows = int64_t(wanted.size());
+      for_rows(n_rows, [&](int64_t r) {
+        k.rmsnorm(x + r * H, L.post_norm, H, c.rms_eps, xn + r * H);
+      });
+    } else {
+      for_rows(n, [&](int64_t r) {
+        k.add_rmsnorm(x + r * H, out + r * H, L.post_norm, H, c.rms_eps, xn + r * H);
+      });
     }
 
-    // Feed-forward: x += FFN(norm(x)).
-    for (int64_t r = 0; r < n_rows; r++)
-      k.rmsnorm(x + r * H, L.post_norm, H, c.rms_eps, xn + r * H);
+    // Feed-forward: x += FFN(xn), xn = next norm(x).
     if (c.moe)
       moe_block(L, ws, n_rows);
     else
       ffn_block(L, ws, n_rows);
-    for (int64_t i = 0; i < n_rows * H; i++) x[i] += out[i];
+    const float* next_norm = il + 1 < layers_.size() ? layers_[il + 1].attn_norm : output_norm_;
+    for_rows(n_rows, [&](int64_t r) {
+      k.add_rmsnorm(x + r * H, out + r * H, next_norm, H, c.rms_eps, xn + r * H);
+    });
   }
 
-  // Final norm and LM head for the wanted rows (now rows 0 .. n_logits-1).
+  // LM head for the wanted rows (now rows 0 .. n_logits-1, already normed).
   const int64_t n_logits = int64_t(wanted.size());
-  float* xn = ws.xn.data();
-  for (int64_t r = 0; r < n_logits; r++) k.rmsnorm(x + r * H, output_norm_, H, c.rms_eps, xn + r * H);
   ws.n_vocab_ = c.n_vocab;
   float* logits = grow(ws.logits_, n_logits * c.n_vocab);
   k.matmul(output_, xn, n_logits, H, logits, c.n_vocab);
@@ -153,7 +180,7 @@ void Model::attention_block(const Layer& L, const Batch& batch, Workspace& ws, i
   rope.n_rot = c.n_rot;
   rope.theta = c.rope_theta;
   std::copy(c.rope_sections, c.rope_sections + 4, rope.sections);
-  for (int64_t r = 0; r < n; r++) {
+  for_rows(n, [&](int64_t r) {
     for (int64_t j = 0; j < c.n_head; j++)
       k.rmsnorm(qg + r * qg_width + j * 2 * D, w.q_norm, D, c.rms_eps, q + r * q_width + j * D);
     for (int64_t m = 0; m < c.n_head_kv; m++) {
@@ -165,7 +192,7 @@ void Model::attention_block(const Layer& L, const Batch& batch, Workspace& ws, i
     const int64_t pos4[4] = {p, p, p, 0};
     k.rope(q + r * q_width, c.n_head, D, rope, pos4);
     k.rope(kk + r * kv_width, c.n_head_kv, D, rope, pos4);
-  }
+  });
 
   // Per segment: append K and V to the sequence's cache, attend causally.
   kernels::AttentionShape shape{c.n_head, c.n_head_kv, D, c.attn_scale};
@@ -181,12 +208,10 @@ void Model::attention_block(const Layer& L, const Batch& batch, Workspace& ws, i
   }
 
   // Output gate: y_j *= sigmoid(gate_j), then the output projection.
-  for (int64_t r = 0; r < n; r++)
-    for (int64_t j = 0; j < c.n_head; j++) {
-      float* yj = y + r * q_width + j * D;
-      const float* gj = qg + r * qg_width + j * 2 * D + D;
-      for (int64_t d = 0; d < D; d++) yj[d] *= kernels::sigmoid(gj[d]);
-    }
+  for_rows(n, [&](int64_t r) {
+    for (int64_t j = 0; j < c.n_head; j++)
+      k.sigmoid_mul(qg + r * qg_width + j * 2 * D + D, y + r * q_width + j * D, D);
+  });
   k.matmul(w.output, y, n, q_width, ws.out.data(), H);
 }
 
@@ -213,11 +238,10 @@ void Model::deltanet_block(const Layer& L, const Batch& batch, Workspace& ws, in
   k.matmul(w.alpha, ws.xn.data(), n, H, g, n_v);
 
   // Gates per value head: beta = sigmoid(b), log-decay g = a * softplus(alpha + dt_bias).
+  k.sigmoid(beta, n * n_v);
   for (int64_t r = 0; r < n; r++)
-    for (int64_t h = 0; h < n_v; h++) {
-      beta[r * n_v + h] = kernels::sigmoid(beta[r * n_v + h]);
+    for (int64_t h = 0; h < n_v; h++)
       g[r * n_v + h] = w.a[h] * kernels::softplus(g[r * n_v + h] + w.dt_bias[h]);
-    }
 
   const kernels::DeltaNetShape shape{n_k, n_v, d, d};
   const float q_scale = float(1.0 / std::sqrt(double(d)));
@@ -228,15 +252,15 @@ void Model::deltanet_block(const Layer& L, const Batch& batch, Workspace& ws, in
     k.conv1d_silu(sr.len, conv_dim, c.ssm_conv_kernel, cin + sr.row0 * conv_dim, conv_dim, w.conv,
                   seq->conv_state(L.kind_index), u + sr.row0 * conv_dim, conv_dim);
     // L2-normalise every q and k head; scale q by 1/sqrt(d_k).
-    for (int64_t r = sr.row0; r < sr.row0 + sr.len; r++) {
-      float* qr = u + r * conv_dim;
+    for_rows(sr.len, [&](int64_t t) {
+      float* qr = u + (sr.row0 + t) * conv_dim;
       float* kr = qr + key_dim;
       for (int64_t h = 0; h < n_k; h++) {
         k.l2norm(qr + h * d, d, c.rms_eps);
         k.l2norm(kr + h * d, d, c.rms_eps);
       }
       for (int64_t i = 0; i < key_dim; i++) qr[i] *= q_scale;
-    }
+    });
     // The recurrence over this segment's tokens.
     const float* q0 = u + sr.row0 * conv_dim;
     k.gated_delta_rule(shape, sr.len, q0, q0 + key_dim, conv_dim, q0 + 2 * key_dim, conv_dim,
@@ -245,13 +269,11 @@ void Model::deltanet_block(const Layer& L, const Batch& batch, Workspace& ws, in
   }
 
   // Gated RMSNorm per value head: norm(o) * w * silu(z); then the output projection.
-  for (int64_t r = 0; r < n; r++)
-    for (int64_t h = 0; h < n_v; h++) {
-      float* oh = o + r * value_dim + h * d;
-      const float* zh = z + r * value_dim + h * d;
-      k.rmsnorm(oh, w.norm, d, c.rms_eps, oh);
-      for (int64_t i = 0; i < d; i++) oh[i] *= kernels::silu(zh[i]);
-    }
+  for_rows(n, [&](int64_t r) {
+    for (int64_t h = 0; h < n_v; h++)
+      k.rmsnorm_silu_gate(o + r * value_dim + h * d, z + r * value_dim + h * d, w.norm, d,
+                          c.rms_eps);
+  });
   k.matmul(w.output, o, n, value_dim, ws.out.data(), H);
 }
 
