@@ -18,6 +18,8 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 ninja -C build -j"$JOBS"
 echo "== tests (Release)"
 ctest --test-dir build --output-on-failure -j"$JOBS"
+echo "== golden tests at each lower CPU kernel level (the run above used the machine's best)"
+POCKET_CPU_LEVEL=scalar ctest --test-dir build --output-on-failure -j"$JOBS" -R '^Golden/'
 
 if [ "${POCKET_SKIP_SANITIZE:-0}" != 1 ]; then
   # One clang build with ASan + UBSan and libFuzzer coverage serves both steps below.
