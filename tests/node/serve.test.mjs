@@ -480,6 +480,32 @@ test('errors have the OpenAI shape and status', async () => {
     (e) => e.status === 400 && e.param === 'messages');
 });
 
+test('wrong-typed fields: 400 naming the field, never a server error', async () => {
+  const fields = ['temperature', 'top_p', 'top_k', 'min_p', 'presence_penalty', 'frequency_penalty', 'repetition_penalty',
+    'seed', 'max_tokens', 'max_completion_tokens', 'n', 'stop', 'stream', 'stream_options', 'logprobs', 'top_logprobs',
+    'user', 'tools', 'tool_choice', 'chat_template_kwargs', 'reasoning_effort', 'max_reasoning_tokens', 'logit_bias',
+    'messages', 'prompt', 'model', 'ignore_eos'];
+  const values = ['x', {}, [], true, -1, 1e300, [{}], { a: 1 }];
+  for (const path of ['/v1/chat/completions', '/v1/completions']) {
+    let rejected = 0;
+    for (const f of fields) {
+      for (const v of values) {
+        const body = { model: MODEL, messages: [{ role: 'user', content: 'hi' }], prompt: 'hi', max_tokens: 2, [f]: v };
+        const r = await fetch(main.base + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+        const what = `${path} ${f}=${JSON.stringify(v)}`;
+        if (f === 'model' && r.status === 404) { await r.text(); continue; }
+        assert.ok(r.status === 200 || r.status === 400, `${what}: ${r.status}`);
+        const text = await r.text();
+        if (r.status !== 400) continue;
+        rejected++;
+        assert.ok(JSON.parse(text).error.param?.startsWith(f), `${what}: ${text}`);
+      }
+    }
+    assert.ok(rejected > 100, `${path}: only ${rejected} rejected`);
+  }
+  assert.equal((await fetch(`${main.base}/health`)).status, 200);
+});
+
 test('API key, body limit, overload', async () => {
   const noKey = await post(guarded.base, '/v1/completions', { model: MODEL, prompt: 'x' });
   assert.equal(noKey.status, 401);
