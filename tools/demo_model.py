@@ -180,7 +180,12 @@ class GatedDeltaNet(nn.Module):
         self.in_proj_a = nn.Linear(c.hidden, c.ssm_n_v, bias=False)
         self.conv1d = nn.Conv1d(self.conv_dim, self.conv_dim, c.conv_kernel, groups=self.conv_dim,
                                 bias=False, padding=c.conv_kernel - 1)
-        self.dt_bias = nn.Parameter(torch.ones(c.ssm_n_v))
+        # Decay per token is exp(-A * softplus(a + dt_bias)). As in Mamba2 / Gated DeltaNet,
+        # dt starts log-uniform in [1e-3, 1e-1] (dt_bias = softplus^-1(dt)), so the state keeps
+        # most of its memory over tens of tokens. (dt_bias = 1, i.e. dt = 1.3, forgot everything
+        # within a token or two: the delta-net layers could not carry the question to the answer.)
+        dt = torch.exp(torch.empty(c.ssm_n_v).uniform_(math.log(1e-3), math.log(1e-1)))
+        self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))
         self.A_log = nn.Parameter(torch.log(torch.empty(c.ssm_n_v).uniform_(1, 16)))
         self.norm_weight = nn.Parameter(torch.ones(c.ssm_d))
         self.out_proj = nn.Linear(self.value_dim, c.hidden, bias=False)
