@@ -8,7 +8,8 @@ namespace pocket::server {
 namespace {
 
 TEST(ServerEngineSchedule, LongPrefillDoesNotStallRunningStreams) {
-  auto model = model::Model::load(std::string(POCKET_SHARED_DIR) + "/golden/tiny-qwen35-dense-tied-f32.gguf");
+  auto model = model::Model::load(std::string(POCKET_SHARED_DIR) +
+                                  "/golden/tiny-qwen35-dense-tied-f32.gguf");
   const text::Tokenizer tokenizer = text::Tokenizer::from_gguf(model->file());
   Metrics metrics;
   EngineOptions options;
@@ -45,8 +46,10 @@ TEST(ServerEngineSchedule, LongPrefillDoesNotStallRunningStreams) {
     ASSERT_TRUE(channel->wait(events, std::chrono::milliseconds(10000)));
     for (const auto& e : events) {
       ASSERT_NE(e.kind, Event::Kind::kError) << e.error;
-      if (e.index == 1) long_done = true;
-      else if (!long_done && e.kind == Event::Kind::kText) stream_tokens++;
+      if (e.index == 1)
+        long_done = true;
+      else if (!long_done && e.kind == Event::Kind::kText)
+        stream_tokens++;
     }
   }
   // The prompt needs ceil(1000 / 63) steps of 63 prompt tokens beside the one

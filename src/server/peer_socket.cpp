@@ -23,25 +23,28 @@ bool host_and_port(const sockaddr_storage& addr, socklen_t len, std::string& hos
   return true;
 }
 
-bool matches(int fd, const std::string& local_addr, int local_port, const std::string& remote_addr, int remote_port) {
+bool matches(int fd, const std::string& local_addr, int local_port, const std::string& remote_addr,
+             int remote_port) {
   struct stat st;
   if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) return false;
   sockaddr_storage addr{};
   socklen_t len = sizeof addr;
   std::string host;
   int port = -1;
-  if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0 || !host_and_port(addr, len, host, port) ||
-      port != local_port || host != local_addr)
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0 ||
+      !host_and_port(addr, len, host, port) || port != local_port || host != local_addr)
     return false;
   len = sizeof addr;
-  if (getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0 || !host_and_port(addr, len, host, port))
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0 ||
+      !host_and_port(addr, len, host, port))
     return false;
   return port == remote_port && host == remote_addr;
 }
 
 }  // namespace
 
-int find_tcp_socket(const std::string& local_addr, int local_port, const std::string& remote_addr, int remote_port) {
+int find_tcp_socket(const std::string& local_addr, int local_port, const std::string& remote_addr,
+                    int remote_port) {
   if (local_port <= 0 || remote_port <= 0) return -1;
   DIR* dir = opendir("/proc/self/fd");
   if (!dir) return -1;

@@ -13,7 +13,8 @@ namespace pocket::server {
 // local_addr:local_port and whose peer is remote_addr:remote_port (addresses as
 // numeric text, as cpp-httplib gives them), or -1. The caller must keep the
 // connection open while it uses the descriptor (a request handler does).
-int find_tcp_socket(const std::string& local_addr, int local_port, const std::string& remote_addr, int remote_port);
+int find_tcp_socket(const std::string& local_addr, int local_port, const std::string& remote_addr,
+                    int remote_port);
 
 // True once the peer has closed (or half-closed) its side or the connection is
 // broken. Bytes the peer sent are left unread; they do not count as closed.

@@ -15,7 +15,8 @@ namespace {
 int port_of(int fd, bool peer) {
   sockaddr_in a{};
   socklen_t len = sizeof a;
-  peer ? getpeername(fd, reinterpret_cast<sockaddr*>(&a), &len) : getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  peer ? getpeername(fd, reinterpret_cast<sockaddr*>(&a), &len)
+       : getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
   return ntohs(a.sin_port);
 }
 
