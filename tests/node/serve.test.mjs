@@ -38,11 +38,16 @@ async function startServer(args) {
 }
 
 let main;  // --parallel 8, f32 KV (as the goldens)
-let guarded;  // API key, small body limit, one slot and no queue
+let guarded;  // from a TOML config file: API key file, small body limit, one slot, no queue, thinking off
 before(async () => {
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const dir = mkdtempSync('/tmp/pocket-serve-test-');
+  writeFileSync(`${dir}/key.txt`, 'sekret\n');
+  writeFileSync(`${dir}/pocket.toml`, `parallel = 1\nmax_queue = 0\napi_key_file = "${dir}/key.txt"\n` +
+                                      'max_body_bytes = 4096\nthink = false\n');
   [main, guarded] = await Promise.all([
     startServer(['--parallel', '8', '--kv-type', 'f32', '--ctx', '2048']),
-    startServer(['--parallel', '1', '--max-queue', '0', '--api-key', 'sekret', '--max-body-bytes', '4096']),
+    startServer(['--config', `${dir}/pocket.toml`]),
   ]);
 });
 after(() => {
@@ -513,6 +518,13 @@ test('API key, body limit, overload', async () => {
   const wrong = await post(guarded.base, '/v1/completions', { model: MODEL, prompt: 'x' }, { authorization: 'Bearer nope' });
   assert.equal(wrong.status, 401);
   const auth = { authorization: 'Bearer sekret' };
+  // The config's think = false is the default; a request may still turn thinking on.
+  const chat = { model: MODEL, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 4, temperature: 0 };
+  const plain = await post(guarded.base, '/v1/chat/completions', chat, auth);
+  assert.equal(plain.status, 200);
+  assert.equal(plain.json.choices[0].message.reasoning_content, undefined);
+  const thinking = await post(guarded.base, '/v1/chat/completions', { ...chat, max_tokens: 12, chat_template_kwargs: { enable_thinking: true } }, auth);
+  assert.ok(thinking.json.choices[0].message.reasoning_content.length > 0);
   const big = await post(guarded.base, '/v1/completions', { model: MODEL, prompt: 'x'.repeat(10000) }, auth);
   assert.equal(big.status, 413);
   assert.ok(big.json.error);
