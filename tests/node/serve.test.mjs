@@ -307,6 +307,25 @@ test('logprobs: chat content entries with top_logprobs', async () => {
     assert.equal(t.top_logprobs[0].logprob, t.logprob);  // greedy: the chosen token is the most likely
     assert.ok(Array.isArray(t.bytes));
   }
+  // Streamed: the same entries, chunk by chunk.
+  const streamed = [];
+  const stream = await main.client.chat.completions.create({
+    model: MODEL, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 5, temperature: 0, logprobs: true, top_logprobs: 3, stream: true,
+  });
+  for await (const chunk of stream) streamed.push(...(chunk.choices[0]?.logprobs?.content ?? []));
+  assert.deepEqual(streamed, lp);
+});
+
+test('logprobs equal the reference implementation (golden steps)', async () => {
+  for (const p of golden.prompts.slice(0, 3)) {
+    const r = await main.client.completions.create({ model: MODEL, prompt: p.prompt_ids, max_tokens: 8, temperature: 0, logprobs: 5 });
+    const lp = r.choices[0].logprobs;
+    for (let i = 0; i < 8 && i < p.steps.length; i++) {
+      assert.ok(Math.abs(lp.token_logprobs[i] - p.steps[i].logprob) < 1e-3, `${p.name} step ${i}: ${lp.token_logprobs[i]} vs ${p.steps[i].logprob}`);
+      const top = Object.values(lp.top_logprobs[i]).sort((a, b) => b - a);
+      assert.ok(Math.abs(top[0] - p.steps[i].top[0][2]) < 1e-3);
+    }
+  }
 });
 
 const weatherTools = [{ type: 'function', function: { name: 'get_weather', description: 'Weather',
