@@ -1,21 +1,24 @@
 // Overhead of `pocket gateway` in front of one `pocket serve` backend, measured
-// from a keep-alive HTTP client on the same machine:
+// from keep-alive HTTP clients on the same machine:
 //   - added latency p50/p99: sequential requests to the backend alone vs through
-//     the gateway (GET /v1/models, and POST /v1/completions with max_tokens 1,
-//     which the gateway proxies with auth, limits, usage ledger and cost),
-//   - max request rate: C concurrent connections for a few seconds.
+//     the gateway (GET /v1/models, which the gateway answers after auth, and POST
+//     /v1/completions with max_tokens 1, the full path: auth, limits, usage ledger,
+//     cost, proxy),
+//   - max request rate of both, C connections per client process for a few seconds.
 //
 //   node bench/gateway_overhead.mjs [--bin build/pocket] [--n 2000] [--gen-n 200]
 //        [--clients 32] [--seconds 3] [--procs 1] [--json]
 //
-// --procs P spreads the rate test over P client processes (one Node process is
-// often the bottleneck).
+// The clients speak HTTP/1.1 over raw sockets (fixed request bytes, responses framed
+// by Content-Length): Node's http module costs more CPU per request than the gateway
+// does, and client and servers share the machine's cores.
 //
 // Starts its own backend (golden tiny model), gateway (temp SQLite file, a key
 // with no limits) on 127.0.0.1, and stops them at the end.
 import { spawn, fork } from 'node:child_process';
 import http from 'node:http';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { mkdtempSync, writeFileSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 
 const args = { bin: 'build/pocket', n: 2000, genN: 200, clients: 32, seconds: 3, procs: 1, json: false, worker: null };
@@ -68,6 +71,66 @@ const pct = (xs, p) => {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
 };
 
+// One keep-alive connection; send(bytes) resolves with the status once the whole
+// response (Content-Length framed) has arrived. cpp-httplib closes a connection after
+// a few requests (keep_alive_max_count): a closed connection is opened again and the
+// request in flight, which got no answer, is sent again.
+async function connect(port) {
+  let sock = null, buf = Buffer.alloc(0), waiting = null;
+  const open = () => new Promise((resolve, reject) => {
+    const s = net.connect({ host: '127.0.0.1', port, noDelay: true });
+    s.on('data', (d) => {
+      buf = buf.length ? Buffer.concat([buf, d]) : d;
+      if (!waiting) return;
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const head = buf.subarray(0, end).toString('latin1');
+      const m = head.match(/\r\ncontent-length: *(\d+)/i);
+      if (!m) return waiting.reject(new Error(`no Content-Length: ${head}`));
+      const total = end + 4 + Number(m[1]);
+      if (buf.length < total) return;
+      const status = Number(head.slice(9, 12));
+      buf = buf.subarray(total);
+      const w = waiting;
+      waiting = null;
+      status < 300 ? w.resolve(status) : w.reject(new Error(`HTTP ${status}: ${head}`));
+    });
+    s.on('error', (e) => (waiting ? waiting.reject(e) : reject(e)));
+    s.on('close', () => {
+      if (sock !== s) return;
+      sock = null;
+      buf = Buffer.alloc(0);
+      if (waiting) open().then(() => sock.write(waiting.bytes), waiting.reject);
+    });
+    s.on('connect', () => {
+      sock = s;
+      resolve();
+    });
+  });
+  await open();
+  return {
+    send: async (bytes) => {
+      if (!sock) await open();
+      return new Promise((resolve, reject) => {
+        waiting = { resolve, reject, bytes };
+        sock.write(bytes);
+      });
+    },
+    close: () => {
+      const s = sock;
+      sock = null;
+      s?.destroy();
+    },
+  };
+}
+
+function requestBytes(method, path, headers, body = '') {
+  let h = `${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n`;
+  for (const [k, v] of Object.entries(headers)) h += `${k}: ${v}\r\n`;
+  if (body) h += `Content-Length: ${Buffer.byteLength(body)}\r\n`;
+  return Buffer.from(h + '\r\n' + body);
+}
+
 async function latencies(fn, n) {
   for (let i = 0; i < Math.min(50, n); i++) await fn();  // warm-up
   const xs = [];
@@ -79,24 +142,40 @@ async function latencies(fn, n) {
   return { p50: pct(xs, 50), p99: pct(xs, 99) };
 }
 
-async function rate(fn) {
+async function rate(port, bytes) {
   let count = 0;
+  const conns = await Promise.all(Array.from({ length: args.clients }, () => connect(port)));
   const end = performance.now() + args.seconds * 1000;
-  await Promise.all(Array.from({ length: args.clients }, async () => {
+  await Promise.all(conns.map(async (c) => {
     while (performance.now() < end) {
-      await fn();
+      await c.send(bytes);
       count++;
     }
   }));
+  for (const c of conns) c.close();
   return count / args.seconds;
 }
 
+// CPU seconds (user + system) a process has used so far.
+function cpuSeconds(pid) {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;  // utime, stime in clock ticks (100 Hz)
+}
+
+// Rate, and the CPU time each server process spent per request meanwhile.
+async function measured(pids, fn) {
+  const before = pids.map(cpuSeconds);
+  const perSecond = await fn();
+  const total = perSecond * args.seconds;
+  return { rate: perSecond, cpu_us_per_request: pids.map((p, i) => ((cpuSeconds(p) - before[i]) / total) * 1e6) };
+}
+
 // Rate over P processes: each runs the loop on its own connections, sends its count.
-async function rateProcs(port, path, headers) {
-  if (args.procs <= 1) return rate(() => request(port, 'GET', path, headers));
+async function rateProcs(port, method, path, headers, body) {
+  if (args.procs <= 1) return rate(port, requestBytes(method, path, headers, body));
   const url = new URL(import.meta.url).pathname;
   const counts = await Promise.all(Array.from({ length: args.procs }, () => new Promise((resolve, reject) => {
-    const w = fork(url, ['--clients', String(args.clients), '--seconds', String(args.seconds), '--worker', JSON.stringify({ port, path, headers })]);
+    const w = fork(url, ['--clients', String(args.clients), '--seconds', String(args.seconds), '--worker', JSON.stringify({ port, method, path, headers, body })]);
     w.on('message', resolve);
     w.on('error', reject);
   })));
@@ -104,8 +183,8 @@ async function rateProcs(port, path, headers) {
 }
 
 if (args.worker) {
-  const { port, path, headers } = args.worker;
-  const r = await rate(() => request(port, 'GET', path, headers));
+  const { port, method, path, headers, body } = args.worker;
+  const r = await rate(port, requestBytes(method, path, headers, body));
   process.send(r, () => process.exit(0));
 } else try {
   const bport = await start(['serve', '-m', `${SHARED}/golden/${MODEL}.gguf`, '--port', '0', '--parallel', '8', '--threads', '1'],
@@ -118,12 +197,21 @@ if (args.worker) {
   const gen = JSON.stringify({ model: MODEL, prompt: 'Hi', max_tokens: 1, temperature: 0 });
 
   const r = {};
-  r.models_direct = await latencies(() => request(bport, 'GET', '/v1/models', {}), args.n);
-  r.models_gateway = await latencies(() => request(gport, 'GET', '/v1/models', auth), args.n);
-  r.gen1_direct = await latencies(() => request(bport, 'POST', '/v1/completions', { 'content-type': 'application/json' }, gen), args.genN);
-  r.gen1_gateway = await latencies(() => request(gport, 'POST', '/v1/completions', auth, gen), args.genN);
-  r.rate_models_direct = await rateProcs(bport, '/v1/models', {});
-  r.rate_models_gateway = await rateProcs(gport, '/v1/models', auth);
+  const direct = await connect(bport), via = await connect(gport);
+  const models = (h) => requestBytes('GET', '/v1/models', h);
+  const json = { 'Content-Type': 'application/json' };
+  const gauth = { authorization: `Bearer ${key}`, 'Content-Type': 'application/json' };
+  r.models_direct = await latencies(() => direct.send(models({})), args.n);
+  r.models_gateway = await latencies(() => via.send(models(gauth)), args.n);
+  r.gen1_direct = await latencies(() => direct.send(requestBytes('POST', '/v1/completions', json, gen)), args.genN);
+  r.gen1_gateway = await latencies(() => via.send(requestBytes('POST', '/v1/completions', gauth, gen)), args.genN);
+  direct.close();
+  via.close();
+  const [bpid, gpid] = [procs[0].pid, procs[1].pid];
+  r.rate_models_direct = await measured([bpid], () => rateProcs(bport, 'GET', '/v1/models', {}, ''));
+  r.rate_models_gateway = await measured([gpid], () => rateProcs(gport, 'GET', '/v1/models', gauth, ''));
+  r.rate_gen1_direct = await measured([bpid], () => rateProcs(bport, 'POST', '/v1/completions', json, gen));
+  r.rate_gen1_gateway = await measured([gpid, bpid], () => rateProcs(gport, 'POST', '/v1/completions', gauth, gen));
   r.added_models_ms = { p50: r.models_gateway.p50 - r.models_direct.p50, p99: r.models_gateway.p99 - r.models_direct.p99 };
   r.added_gen1_ms = { p50: r.gen1_gateway.p50 - r.gen1_direct.p50, p99: r.gen1_gateway.p99 - r.gen1_direct.p99 };
   if (args.json) console.log(JSON.stringify(r, null, 2));
@@ -131,7 +219,10 @@ if (args.worker) {
     const f = (x) => x.toFixed(3);
     console.log(`GET /v1/models        direct p50 ${f(r.models_direct.p50)} ms p99 ${f(r.models_direct.p99)} ms | gateway p50 ${f(r.models_gateway.p50)} ms p99 ${f(r.models_gateway.p99)} ms | added p50 ${f(r.added_models_ms.p50)} p99 ${f(r.added_models_ms.p99)} ms`);
     console.log(`completions max_tok 1 direct p50 ${f(r.gen1_direct.p50)} ms p99 ${f(r.gen1_direct.p99)} ms | gateway p50 ${f(r.gen1_gateway.p50)} ms p99 ${f(r.gen1_gateway.p99)} ms | added p50 ${f(r.added_gen1_ms.p50)} p99 ${f(r.added_gen1_ms.p99)} ms`);
-    console.log(`max rate /v1/models (${args.procs} x ${args.clients} connections, ${args.seconds} s): direct ${r.rate_models_direct.toFixed(0)} req/s, gateway ${r.rate_models_gateway.toFixed(0)} req/s`);
+    const us = (x) => x.toFixed(0);
+    console.log(`max rate (${args.procs} x ${args.clients} connections, ${args.seconds} s), and server CPU per request:`);
+    console.log(`  GET /v1/models: direct ${r.rate_models_direct.rate.toFixed(0)} req/s (backend ${us(r.rate_models_direct.cpu_us_per_request[0])} us) | gateway ${r.rate_models_gateway.rate.toFixed(0)} req/s (gateway ${us(r.rate_models_gateway.cpu_us_per_request[0])} us)`);
+    console.log(`  completions max_tokens 1: direct ${r.rate_gen1_direct.rate.toFixed(0)} req/s (backend ${us(r.rate_gen1_direct.cpu_us_per_request[0])} us) | gateway ${r.rate_gen1_gateway.rate.toFixed(0)} req/s (gateway ${us(r.rate_gen1_gateway.cpu_us_per_request[0])} us, backend ${us(r.rate_gen1_gateway.cpu_us_per_request[1])} us)`);
   }
 } finally {
   for (const p of procs) p.kill('SIGTERM');
