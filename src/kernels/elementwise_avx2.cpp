@@ -119,6 +119,63 @@ POCKET_AVX2 void conv_channels(int64_t n_tokens, int64_t channels, int64_t kerne
   }
 }
 
+// The 4 taps of channels [ch, ch + 8) from w's channel-major layout (w points
+// at channel ch): tap i of channel ch + c in lane c of taps[i]. An in-register
+// 8 x 4 transpose, so decode needs no tap-major copy of the weights.
+POCKET_AVX2 inline void load_taps4(const float* w, __m256 taps[4]) {
+  const __m256 v0 = _mm256_loadu_ps(w), v1 = _mm256_loadu_ps(w + 8);
+  const __m256 v2 = _mm256_loadu_ps(w + 16), v3 = _mm256_loadu_ps(w + 24);
+  // Within each 128-bit half: a0 = (c0t0 c2t0 c0t1 c2t1 | c1t0 c3t0 c1t1 c3t1), ...
+  const __m256 a0 = _mm256_unpacklo_ps(v0, v1), a1 = _mm256_unpackhi_ps(v0, v1);
+  const __m256 a2 = _mm256_unpacklo_ps(v2, v3), a3 = _mm256_unpackhi_ps(v2, v3);
+  // Tap i as channels (0 2 4 6 | 1 3 5 7), then put in order.
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  taps[0] = _mm256_permutevar8x32_ps(_mm256_shuffle_ps(a0, a2, _MM_SHUFFLE(1, 0, 1, 0)), order);
+  taps[1] = _mm256_permutevar8x32_ps(_mm256_shuffle_ps(a0, a2, _MM_SHUFFLE(3, 2, 3, 2)), order);
+  taps[2] = _mm256_permutevar8x32_ps(_mm256_shuffle_ps(a1, a3, _MM_SHUFFLE(1, 0, 1, 0)), order);
+  taps[3] = _mm256_permutevar8x32_ps(_mm256_shuffle_ps(a1, a3, _MM_SHUFFLE(3, 2, 3, 2)), order);
+}
+
+// conv_channels for kernel 4 reading the taps straight from w (few tokens).
+POCKET_AVX2 void conv_channels_taps4(int64_t n_tokens, int64_t channels, const float* x,
+                                     int64_t x_stride, const float* w, const float* state,
+                                     float* out, int64_t out_stride) {
+  for (int64_t ch = 0; ch < channels; ch += 8) {
+    __m256 taps[4];
+    load_taps4(w + ch * 4, taps);
+    for (int64_t t = 0; t < n_tokens; t++) {
+      __m256 sum = _mm256_setzero_ps();
+      for (int64_t i = 0; i < 4; i++) {
+        const int64_t u = t - 3 + i;
+        const float* in = u >= 0 ? x + u * x_stride : state + (u + 3) * channels;
+        sum = _mm256_add_ps(sum, _mm256_mul_ps(taps[i], _mm256_loadu_ps(in + ch)));
+      }
+      _mm256_storeu_ps(out + t * out_stride + ch, silu256(sum));
+    }
+  }
+}
+
+// Many tokens: the taps copied tap-major once, channels split across threads.
+void conv_tap_major(int64_t n_tokens, int64_t channels, int64_t kernel, const float* x,
+                    int64_t x_stride, const float* w, const float* state, float* out,
+                    int64_t out_stride) {
+  // Taps as rows (tap-major) so that 8 channels of one tap are one load.
+  thread_local std::vector<float> taps;
+  taps.resize(size_t(kernel * channels));
+  for (int64_t ch = 0; ch < channels; ch++)
+    for (int64_t i = 0; i < kernel; i++) taps[size_t(i * channels + ch)] = w[ch * kernel + i];
+  const float* tap_rows = taps.data();
+  if (n_tokens * channels < kParallelElements) {
+    conv_channels(n_tokens, channels, kernel, x, x_stride, tap_rows, state, out, out_stride, 0,
+                  channels);
+  } else {
+    parallel_for(channels, [&](int64_t c0, int64_t c1) {
+      conv_channels(n_tokens, channels, kernel, x, x_stride, tap_rows, state, out, out_stride, c0,
+                    c1);
+    }, 64);
+  }
+}
+
 }  // namespace
 
 void swiglu(const float* gate, const float* up, float* out, int64_t n) {
@@ -179,20 +236,10 @@ void conv1d_silu(int64_t n_tokens, int64_t channels, int64_t kernel, const float
     return;
   }
   const int64_t n_hist = kernel - 1;
-  // Taps as rows (tap-major) so that 8 channels of one tap are one load.
-  thread_local std::vector<float> taps;
-  taps.resize(size_t(kernel * channels));
-  for (int64_t ch = 0; ch < channels; ch++)
-    for (int64_t i = 0; i < kernel; i++) taps[size_t(i * channels + ch)] = w[ch * kernel + i];
-  const float* tap_rows = taps.data();
-  if (n_tokens * channels < kParallelElements) {
-    conv_channels(n_tokens, channels, kernel, x, x_stride, tap_rows, state, out, out_stride, 0,
-                  channels);
+  if (kernel == 4 && n_tokens <= 4) {
+    conv_channels_taps4(n_tokens, channels, x, x_stride, w, state, out, out_stride);
   } else {
-    parallel_for(channels, [&](int64_t c0, int64_t c1) {
-      conv_channels(n_tokens, channels, kernel, x, x_stride, tap_rows, state, out, out_stride, c0,
-                    c1);
-    }, 64);
+    conv_tap_major(n_tokens, channels, kernel, x, x_stride, w, state, out, out_stride);
   }
   // The new state: the last kernel-1 raw inputs (as the reference), once every
   // output has read the old one.
