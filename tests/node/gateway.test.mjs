@@ -111,6 +111,8 @@ async function newKey(base, spec) {
   return r.json;
 }
 
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
 // A request that returns the HTTP status instead of throwing.
 async function chat(base, key, extra = {}) {
   const r = await fetch(`${base}/v1/chat/completions`, {
@@ -173,7 +175,32 @@ test('keys: admin API lifecycle, CLI keys, auth errors', async () => {
   assert.equal((await chat(gw.base, out.key)).status, 200);
   const listed = execFileSync(BIN, ['keys', 'list', '--db', `${dir}/main.db`]).toString();
   assert.match(listed, /cli/);
+  assert.doesNotMatch(listed, new RegExp(out.key));
+
+  // Expiry: a key past its time is refused; one that expires soon works until then.
+  const now = Math.floor(Date.now() / 1000);
+  const old = await newKey(gw.base, { name: 'old', expires_at: now - 1 });
+  const expired = await chat(gw.base, old.key);
+  assert.equal(expired.status, 401);
+  assert.equal(expired.json.error.code, 'key_expired');
+  const soon = await newKey(gw.base, { name: 'soon', expires_at: now + 2 });
+  assert.equal((await chat(gw.base, soon.key)).status, 200);
+
+  // `pocket keys update` / `revoke` on the database reach the running gateway (reload every 2 s).
+  execFileSync(BIN, ['keys', 'update', '--db', `${dir}/main.db`, '--id', String(out.id), '--disable']);
+  const until = async (fn, code) => {
+    let r;
+    for (let i = 0; i < 40; i++) {
+      r = await fn();
+      if (r.json?.error?.code === code) return r;
+      await sleep(100);
+    }
+    return r;
+  };
+  assert.equal((await until(() => chat(gw.base, out.key), 'key_disabled')).status, 403);
   execFileSync(BIN, ['keys', 'revoke', '--db', `${dir}/main.db`, '--id', String(out.id)]);
+  assert.equal((await until(() => chat(gw.base, out.key), 'key_revoked')).status, 401);
+  assert.equal((await until(() => chat(gw.base, soon.key), 'key_expired')).status, 401);
 });
 
 test('proxy: answers equal the backend, streaming identical to direct, usage.cost added', async () => {
@@ -256,8 +283,6 @@ test('proxy: answers equal the backend, streaming identical to direct, usage.cos
   assert.ok(mine.every((l) => l.status === 200 && l.prompt_tokens === d.usage.prompt_tokens && l.backend.startsWith('http://127.0.0.1:')));
 });
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
 test('limits: requests/min, tokens/min, concurrent, budgets trip with 429 + Retry-After and recover', async () => {
   // Trip both minute limits inside one UTC minute, then see them recover when it ends.
   const sec = new Date().getUTCSeconds();
@@ -273,8 +298,8 @@ test('limits: requests/min, tokens/min, concurrent, budgets trip with 429 + Retr
     (e) => e.status === 429);
 
   const tpm = await newKey(gw.base, { name: 'tpm', limits: { tokens_per_minute: 10 } });
-  const first = await chat(gw.base, tpm.key);  // prompt alone is > 10 tokens
-  assert.equal(first.status, 200);
+  const first = await chat(gw.base, tpm.key, { stream: true });  // prompt alone is > 10 tokens
+  assert.equal(first.status, 200);  // a stream's tokens count too (usage asked upstream)
   const t = await chat(gw.base, tpm.key, { stream: true });
   assert.equal(t.status, 429);
   assert.equal(t.json.error.code, 'tokens_per_minute');
