@@ -212,8 +212,12 @@ TEST(FastAttention, MatchesReferenceOnPagedCaches) {
   struct Case {
     int64_t n_head, n_kv, D, pos0, tokens, page;
   };
-  const Case cases[] = {{8, 2, 256, 0, 5, 32}, {8, 2, 256, 37, 1, 32}, {3, 1, 8, 4, 6, 4},
-                        {4, 4, 24, 9, 3, 5},   {2, 1, 64, 0, 1, 1},    {8, 2, 256, 100, 17, 16}};
+  // Several 16-token query blocks and 32-key blocks with partial last blocks,
+  // causal masks inside a key block, a long-context decode step.
+  const Case cases[] = {{8, 2, 256, 0, 5, 32},   {8, 2, 256, 37, 1, 32}, {3, 1, 8, 4, 6, 4},
+                        {4, 4, 24, 9, 3, 5},     {2, 1, 64, 0, 1, 1},    {8, 2, 256, 100, 17, 16},
+                        {8, 2, 256, 0, 70, 16},  {4, 1, 64, 45, 33, 7},  {8, 2, 256, 300, 1, 64},
+                        {6, 3, 16, 31, 50, 32}};
   for (int threads : {1, 3}) {
     ThreadCount tc(threads);
     for (KvType type : {KvType::F32, KvType::F16}) {
