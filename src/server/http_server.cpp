@@ -667,8 +667,9 @@ void HttpServer::State::routes() {
   // Small responses would otherwise wait for the client's delayed ACK (about 40 ms each).
   http.set_tcp_nodelay(true);
   // cpp-httplib closes a keep-alive connection after 5 requests by default; a gateway's
-  // pooled connections would be re-opened every 5 requests.
-  http.set_keep_alive_max_count(100000);
+  // pooled connections would be re-opened every 5 requests. Bounded still: a connection
+  // holds a worker thread for its lifetime, and closing it now and then lets waiting ones in.
+  http.set_keep_alive_max_count(1000);
 
   // Authentication for the API routes (health and metrics stay open).
   http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
