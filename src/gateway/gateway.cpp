@@ -856,8 +856,9 @@ void Gateway::State::routes() {
   // Idle keep-alive connections hold a worker thread; stop() waits for them.
   http.set_keep_alive_timeout(2);
   // cpp-httplib closes a keep-alive connection after 5 requests by default: clients would
-  // reconnect (accept + a new pool task) every 5 requests.
-  http.set_keep_alive_max_count(100000);
+  // reconnect (accept + a new pool task) every 5 requests. Bounded still: a connection holds
+  // a worker thread for its lifetime, and closing it now and then lets waiting ones in.
+  http.set_keep_alive_max_count(1000);
   http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req,
                                                                  httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
