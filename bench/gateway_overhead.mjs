@@ -1,7 +1,7 @@
 // Overhead of `pocket gateway` in front of one `pocket serve` backend, measured
 // from keep-alive HTTP clients on the same machine:
 //   - added latency p50/p99: sequential requests to the backend alone vs through
-//     the gateway (GET /v1/models, which the gateway answers after auth, and POST
+//     the gateway, alternating (GET /v1/models, which the gateway answers after auth, and POST
 //     /v1/completions with max_tokens 1, the full path: auth, limits, usage ledger,
 //     cost, proxy),
 //   - max request rate of both, C connections per client process for a few seconds.
@@ -131,15 +131,19 @@ function requestBytes(method, path, headers, body = '') {
   return Buffer.from(h + '\r\n' + body);
 }
 
-async function latencies(fn, n) {
-  for (let i = 0; i < Math.min(50, n); i++) await fn();  // warm-up
-  const xs = [];
+// Latencies of a and b, their requests alternating (a, b, a, b, ...) so that both see
+// the same moments of a noisy machine.
+async function latencies(a, b, n) {
+  for (let i = 0; i < Math.min(50, n); i++) await a(), await b();  // warm-up
+  const xs = [[], []];
   for (let i = 0; i < n; i++) {
-    const t0 = process.hrtime.bigint();
-    await fn();
-    xs.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    for (const [k, fn] of [a, b].entries()) {
+      const t0 = process.hrtime.bigint();
+      await fn();
+      xs[k].push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
   }
-  return { p50: pct(xs, 50), p99: pct(xs, 99) };
+  return xs.map((x) => ({ p50: pct(x, 50), p99: pct(x, 99) }));
 }
 
 async function rate(port, bytes) {
@@ -201,10 +205,9 @@ if (args.worker) {
   const models = (h) => requestBytes('GET', '/v1/models', h);
   const json = { 'Content-Type': 'application/json' };
   const gauth = { authorization: `Bearer ${key}`, 'Content-Type': 'application/json' };
-  r.models_direct = await latencies(() => direct.send(models({})), args.n);
-  r.models_gateway = await latencies(() => via.send(models(gauth)), args.n);
-  r.gen1_direct = await latencies(() => direct.send(requestBytes('POST', '/v1/completions', json, gen)), args.genN);
-  r.gen1_gateway = await latencies(() => via.send(requestBytes('POST', '/v1/completions', gauth, gen)), args.genN);
+  [r.models_direct, r.models_gateway] = await latencies(() => direct.send(models({})), () => via.send(models(gauth)), args.n);
+  const genDirect = requestBytes('POST', '/v1/completions', json, gen), genVia = requestBytes('POST', '/v1/completions', gauth, gen);
+  [r.gen1_direct, r.gen1_gateway] = await latencies(() => direct.send(genDirect), () => via.send(genVia), args.genN);
   direct.close();
   via.close();
   const [bpid, gpid] = [procs[0].pid, procs[1].pid];
