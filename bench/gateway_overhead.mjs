@@ -93,9 +93,16 @@ async function connect(port) {
       buf = buf.subarray(total);
       const w = waiting;
       waiting = null;
+      if (/\r\nconnection: *close/i.test(head)) {  // the server's last answer on this connection
+        sock = null;
+        s.destroy();
+      }
       status < 300 ? w.resolve(status) : w.reject(new Error(`HTTP ${status}: ${head}`));
     });
     s.on('error', (e) => (waiting ? waiting.reject(e) : reject(e)));
+    s.on('end', () => {
+      if (sock === s && !waiting) sock = null;  // closed between requests: open anew on the next
+    });
     s.on('close', () => {
       if (sock !== s) return;
       sock = null;
