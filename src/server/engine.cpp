@@ -97,8 +97,9 @@ Engine::~Engine() {
 bool Engine::submit(std::vector<GenerationRequest> requests) {
   {
     std::lock_guard lock(mutex_);
-    // Room = free slots are filled at the next step; beyond that the queue bound.
-    if (queue_.size() + requests.size() > options_.max_queue + size_t(options_.parallel)) return false;
+    // Room: the slots that are free now (filled at the next step) plus the queue bound.
+    const size_t free_slots = size_t(options_.parallel) - std::min(running_, size_t(options_.parallel));
+    if (queue_.size() + requests.size() > options_.max_queue + free_slots) return false;
     for (auto& r : requests) queue_.push_back(std::move(r));
   }
   cv_.notify_all();
@@ -119,6 +120,8 @@ void Engine::loop() {
       // end with an error; the engine carries on.
       for (auto& s : slots_) s->req.out->push(error_event(s->req.index, e.what()));
       slots_.clear();
+      std::lock_guard lock(mutex_);
+      running_ = 0;
     }
     publish_state();
   }
@@ -138,6 +141,7 @@ void Engine::admit() {
     }
     slots_.push_back(std::make_unique<Slot>(std::move(r), model_, pool_, options_.n_ctx, tokenizer_));
   }
+  running_ = slots_.size();
 }
 
 void Engine::step() {
@@ -192,10 +196,13 @@ void Engine::step() {
     Slot* s = owner[size_t(ws_.row(i).segment)];
     if (handle_token(*s, ws_.logits(i))) finished.push_back(s);
   }
-  if (!finished.empty())
+  if (!finished.empty()) {
     std::erase_if(slots_, [&](const std::unique_ptr<Slot>& s) {
       return std::find(finished.begin(), finished.end(), s.get()) != finished.end();
     });
+    std::lock_guard lock(mutex_);
+    running_ = slots_.size();
+  }
 }
 
 bool Engine::handle_token(Slot& s, const float* logits) {

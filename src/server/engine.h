@@ -126,6 +126,7 @@ class Engine {
   std::mutex mutex_;
   std::condition_variable cv_;
   std::deque<GenerationRequest> queue_;
+  size_t running_ = 0;  // slots_.size() as of the last admission or release, for submit()
   bool stopping_ = false;
 
   std::vector<std::unique_ptr<Slot>> slots_;  // engine thread only

@@ -58,5 +58,39 @@ TEST(ServerEngineSchedule, LongPrefillDoesNotStallRunningStreams) {
   EXPECT_GE(stream_tokens, prefill_steps - 1);
 }
 
+// Once every slot is taken, only max_queue requests may wait: a free slot is not
+// counted twice.
+TEST(ServerEngineSchedule, QueueBoundCountsBusySlots) {
+  auto model = model::Model::load(std::string(POCKET_SHARED_DIR) +
+                                  "/golden/tiny-qwen35-dense-tied-f32.gguf");
+  const text::Tokenizer tokenizer = text::Tokenizer::from_gguf(model->file());
+  Metrics metrics;
+  EngineOptions options;
+  options.parallel = 1;
+  options.max_queue = 1;
+  Engine engine(*model, tokenizer, options, metrics);
+  auto make = [](int64_t max_tokens) {
+    GenerationRequest r;
+    r.prompt = {5, 6, 7};
+    r.sampling.temperature = 0;
+    r.max_tokens = max_tokens;
+    r.ignore_eos = true;
+    r.out = std::make_shared<Channel>();
+    r.cancelled = std::make_shared<std::atomic<bool>>(false);
+    return r;
+  };
+  GenerationRequest running = make(100000);
+  auto out = running.out;
+  auto cancel = running.cancelled;
+  ASSERT_TRUE(engine.submit({running}));
+  std::vector<Event> events;
+  while (events.empty()) out->wait(events, std::chrono::milliseconds(1000));  // it holds the slot
+  GenerationRequest waiting = make(1);
+  ASSERT_TRUE(engine.submit({waiting}));   // the one place in the queue
+  EXPECT_FALSE(engine.submit({make(1)}));  // no room left
+  *cancel = true;
+  *waiting.cancelled = true;
+}
+
 }  // namespace
 }  // namespace pocket::server

@@ -662,7 +662,12 @@ void HttpServer::State::generate(const httplib::Request& req, httplib::Response&
 
 void HttpServer::State::routes() {
   http.set_payload_max_length(size_t(settings.max_body_bytes));
-  const int n_threads = settings.http_threads > 0 ? settings.http_threads : 2 * settings.parallel + 8;
+  // The engine's queue must fill (and answer 503) before the HTTP pool runs out, or requests
+  // would wait, unbounded and unseen, in cpp-httplib's own task queue. A thread for every running
+  // and waiting request, as many again for idle keep-alive connections (each holds a thread
+  // until it times out), and a few for /health and /metrics.
+  const int n_threads = settings.http_threads > 0 ? settings.http_threads
+                                                  : 2 * (settings.parallel + settings.max_queue) + 8;
   http.new_task_queue = [n_threads] { return new httplib::ThreadPool(size_t(n_threads)); };
   // Small responses would otherwise wait for the client's delayed ACK (about 40 ms each).
   http.set_tcp_nodelay(true);

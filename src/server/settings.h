@@ -28,7 +28,7 @@ struct ServerSettings {
   int64_t default_max_tokens = 2048;  // when a request gives no limit
   int threads = 0;           // 0: the thread pool's default
   std::string kv_type = "f16";
-  int http_threads = 0;      // 0: 2 * parallel + 8
+  int http_threads = 0;      // 0: 2 * (parallel + max_queue) + 8
 };
 
 // Reads `path` into `settings` (keys not in the file keep their value).

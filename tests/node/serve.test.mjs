@@ -581,6 +581,35 @@ test('metrics count requests by status, tokens and latencies', async () => {
   assert.deepEqual(delta, expected, names.join(' '));
 });
 
+test('the waiting queue is bounded by --max-queue, not by HTTP threads', async () => {
+  // 1 slot + 10 waiting places, all taken by long requests; then further requests get 503 at
+  // once. With fewer HTTP threads than that, the 11th would wait unseen inside the HTTP library.
+  const server = await startServer(['--parallel', '1', '--max-queue', '10', '--threads', '1']);
+  const controller = new AbortController();
+  try {
+    const long = { model: MODEL, prompt: 'x', max_tokens: 4000, temperature: 0, ignore_eos: true };
+    const holders = Array.from({ length: 11 }, () => fetch(`${server.base}/v1/completions`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(long), signal: controller.signal,
+    }).catch((e) => e));
+    const t0 = Date.now();
+    while (await metric(server.base, 'pocket_queue_depth') !== 10 || await metric(server.base, 'pocket_active_sequences') !== 1) {
+      assert.ok(Date.now() - t0 < 10000, `queue depth ${await metric(server.base, 'pocket_queue_depth')}, expected 10`);
+      await sleep(10);
+    }
+    const more = await Promise.all([0, 1, 2].map(() => post(server.base, '/v1/completions', { ...long, max_tokens: 2 })));
+    for (const r of more) {
+      assert.equal(r.status, 503);
+      assert.equal(r.headers.get('retry-after'), '1');
+      assert.equal(r.json.error.code, 'server_overloaded');
+    }
+    controller.abort();
+    await Promise.all(holders);
+  } finally {
+    controller.abort();
+    server.proc.kill();
+  }
+});
+
 test('promtool accepts /metrics', async (t) => {
   const text = await (await fetch(`${main.base}/metrics`)).text();
   const { spawnSync } = await import('node:child_process');
