@@ -97,6 +97,10 @@ Engine::~Engine() {
 bool Engine::submit(std::vector<GenerationRequest> requests) {
   {
     std::lock_guard lock(mutex_);
+    // Requests whose clients left while waiting give their place up now, not at admission.
+    const size_t queued = queue_.size();
+    std::erase_if(queue_, [](const GenerationRequest& r) { return r.cancelled && *r.cancelled; });
+    for (size_t i = queue_.size(); i < queued; i++) metrics_.count_cancelled();
     // Room: the slots that are free now (filled at the next step) plus the queue bound.
     const size_t free_slots = size_t(options_.parallel) - std::min(running_, size_t(options_.parallel));
     if (queue_.size() + requests.size() > options_.max_queue + free_slots) return false;

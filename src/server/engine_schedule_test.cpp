@@ -88,8 +88,11 @@ TEST(ServerEngineSchedule, QueueBoundCountsBusySlots) {
   GenerationRequest waiting = make(1);
   ASSERT_TRUE(engine.submit({waiting}));   // the one place in the queue
   EXPECT_FALSE(engine.submit({make(1)}));  // no room left
+  *waiting.cancelled = true;               // its client left: the place is free again
+  GenerationRequest next = make(1);
+  EXPECT_TRUE(engine.submit({next}));
   *cancel = true;
-  *waiting.cancelled = true;
+  *next.cancelled = true;
 }
 
 }  // namespace
