@@ -17,7 +17,7 @@ TEST(ServeNode, OpenAiSdkEndToEnd) {
   const char* bin = std::getenv("POCKET_BIN");
   const std::string cmd = "cd '" + source + "/tests/node' && POCKET_BIN='" + std::string(bin ? bin : POCKET_BIN_PATH) +
                           "' POCKET_SHARED_DIR='" + POCKET_SHARED_DIR +
-                          "' timeout 120 node --test --test-reporter=spec serve.test.mjs 2>&1";
+                          "' timeout 300 node --test --test-reporter=spec serve.test.mjs 2>&1";
   FILE* pipe = popen(cmd.c_str(), "r");
   ASSERT_NE(pipe, nullptr);
   std::string output;

