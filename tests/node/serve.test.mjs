@@ -176,6 +176,35 @@ test('chat: streaming gives role first, the same text, finish_reason, usage chun
   assert.ok(whole.usage.engine_time_s > 0 && usage.engine_time_s > 0);
 });
 
+test('chat: the raw SSE stream is OpenAI-shaped and ends with [DONE]', async () => {
+  const r = await fetch(`${main.base}/v1/chat/completions`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'Hello' }], max_tokens: 6, temperature: 0, ignore_eos: true,
+                           stream: true, stream_options: { include_usage: true } }),
+  });
+  assert.equal(r.status, 200);
+  assert.match(r.headers.get('content-type'), /^text\/event-stream/);
+  const text = await r.text();
+  assert.ok(text.endsWith('data: [DONE]\n\n'));
+  const events = text.split('\n\n').filter((e) => e && !e.startsWith(':'));
+  assert.ok(events.every((e) => e.startsWith('data: ')));
+  const chunks = events.slice(0, -1).map((e) => JSON.parse(e.slice(6)));
+  const id = chunks[0].id;
+  for (const c of chunks) {
+    assert.equal(c.object, 'chat.completion.chunk');
+    assert.equal(c.id, id);
+    assert.equal(c.model, MODEL);
+  }
+  assert.deepEqual(chunks[0].choices[0].delta, { role: 'assistant', content: '' });
+  const usage = chunks.at(-1);
+  assert.deepEqual(usage.choices, []);
+  assert.equal(usage.usage.completion_tokens, 6);
+  const last = chunks.at(-2).choices[0];
+  assert.deepEqual(last.delta, {});
+  assert.equal(last.finish_reason, 'length');
+  assert.ok(chunks.slice(1, -2).every((c) => c.choices[0].finish_reason === null));
+});
+
 test('completions: streamed usage chunk has cached_tokens; no usage chunk unless asked', async () => {
   const p = golden.prompts[3];
   const body = { model: MODEL, prompt: p.prompt_ids, max_tokens: 8, temperature: 0, stream: true };
