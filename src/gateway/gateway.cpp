@@ -1,5 +1,7 @@
 #include "gateway/gateway.h"
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -18,6 +20,7 @@
 
 #include "gateway/db.h"
 #include "gateway/limits.h"
+#include "gateway/upstream.h"
 #include "server/peer_socket.h"
 #include "util/error.h"
 
@@ -73,34 +76,12 @@ struct Backend {
   std::atomic<int64_t> ejected_until_ms{0};
   std::atomic<bool> healthy{true};
   std::atomic<int64_t> requests{0}, failures{0};
-  std::mutex mu;
-  std::vector<std::unique_ptr<httplib::Client>> idle;
+  std::unique_ptr<UpstreamPool> upstream;  // non-streaming requests
 
   bool serves(const std::string& m) const {
     return std::find(models.begin(), models.end(), m) != models.end();
   }
   bool available(int64_t now) const { return healthy && now >= ejected_until_ms; }
-  std::unique_ptr<httplib::Client> take(int64_t read_timeout_s) {
-    {
-      std::lock_guard lock(mu);
-      if (!idle.empty()) {
-        auto c = std::move(idle.back());
-        idle.pop_back();
-        return c;
-      }
-    }
-    auto c = std::make_unique<httplib::Client>(url);
-    c->set_keep_alive(true);
-    c->set_tcp_nodelay(true);
-    c->set_connection_timeout(2, 0);
-    c->set_read_timeout(time_t(read_timeout_s), 0);
-    c->set_write_timeout(30, 0);
-    return c;
-  }
-  void give(std::unique_ptr<httplib::Client> c) {
-    std::lock_guard lock(mu);
-    if (idle.size() < 256) idle.push_back(std::move(c));
-  }
   void succeeded() { consecutive_failures = 0; }
   void failed(int max_failures, int eject_ms) {
     failures++;
@@ -223,9 +204,9 @@ struct Gateway::State {
   // upstream connection, which cancels the generation in `pocket serve`.
   struct Watch {
     const httplib::Request* req;
-    httplib::Client* upstream;
     Clock::time_point since;
-    int fd = -2;  // the client's socket once found (-1: not found)
+    int upstream_fd = -1;  // the connection to the backend in use
+    int fd = -2;           // the client's socket once found (-1: not found)
     bool cancelled = false;
   };
   std::mutex watch_mu;
@@ -523,7 +504,7 @@ void Gateway::State::watch_loop() {
                                        w.req->remote_port);
       if (w.fd >= 0 && server::peer_closed(w.fd)) {
         w.cancelled = true;
-        w.upstream->stop();
+        if (w.upstream_fd >= 0) ::shutdown(w.upstream_fd, SHUT_RDWR);
       }
     }
   }
@@ -670,16 +651,22 @@ void Gateway::State::proxy(const httplib::Request& req, httplib::Response& res,
 bool Gateway::State::try_plain(const std::shared_ptr<Call>& call, Backend* b,
                                const std::string& body, httplib::Response& res,
                                const httplib::Request& req) {
-  auto cli = b->take(cfg.upstream_timeout_s);
   const int64_t watch_id = next_watch++;
   {
     std::lock_guard lock(watch_mu);
-    watches[watch_id] = Watch{&req, cli.get(), Clock::now()};
+    watches[watch_id] = Watch{&req, Clock::now()};
   }
-  auto r = cli->Post(call->endpoint, body, "application/json");
+  UpstreamResponse r;
+  std::string error;
+  const bool ok = b->upstream->post(call->endpoint, body, r, error, [this, watch_id](int fd) {
+    std::lock_guard lock(watch_mu);
+    Watch& w = watches[watch_id];
+    w.upstream_fd = fd;
+    return !w.cancelled;
+  });
   bool cancelled;
   {
-    std::lock_guard lock(watch_mu);  // after this, the watcher no longer touches `cli`
+    std::lock_guard lock(watch_mu);
     cancelled = watches[watch_id].cancelled;
     watches.erase(watch_id);
   }
@@ -689,15 +676,15 @@ bool Gateway::State::try_plain(const std::shared_ptr<Call>& call, Backend* b,
     finish(*call, 499);
     return true;
   }
-  if (!r || r->status >= 500) {
+  if (!ok || r.status >= 500) {
     b->outstanding--;
     b->failed(cfg.max_failures, cfg.eject_ms);
     return false;
   }
   b->succeeded();
-  res.status = r->status;
-  std::string out = std::move(r->body);
-  if (r->status == 200) {
+  res.status = r.status;
+  std::string out = std::move(r.body);
+  if (r.status == 200) {
     try {
       auto j = nlohmann::ordered_json::parse(out);  // the backend's field order kept
       if (j.contains("usage") && j["usage"].is_object()) {
@@ -708,11 +695,8 @@ bool Gateway::State::try_plain(const std::shared_ptr<Call>& call, Backend* b,
     }
   }
   b->outstanding--;
-  b->give(std::move(cli));
-  res.set_content(out, r->get_header_value("Content-Type").empty()
-                           ? "application/json"
-                           : r->get_header_value("Content-Type"));
-  finish(*call, r->status);
+  res.set_content(out, r.content_type.empty() ? "application/json" : r.content_type);
+  finish(*call, r.status);
   return true;
 }
 
@@ -1059,6 +1043,7 @@ Gateway::Gateway(GatewayConfig config) : state_(std::make_unique<State>()) {
       b->pool = p.name;
       b->models = bc.models;
       b->weight = bc.weight;
+      b->upstream = std::make_unique<UpstreamPool>(bc.url, s.cfg.upstream_timeout_s);
       models.insert(bc.models.begin(), bc.models.end());
       s.backends.push_back(std::move(b));
     }
