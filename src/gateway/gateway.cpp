@@ -496,13 +496,30 @@ void Gateway::State::watch_loop() {
       stop_cv.wait_for(lock, std::chrono::milliseconds(50), [&] { return stopping.load(); });
     }
     const auto now = Clock::now();
+    // Sockets are looked up outside the lock (a scan of /proc/self/fd), so handlers that
+    // register meanwhile do not wait for it. A watch still present afterwards means its
+    // handler still waits, so its connection (and descriptor) is still open.
+    struct Lookup {
+      int64_t id;
+      std::string local_addr, remote_addr;
+      int local_port, remote_port, fd = -1;
+    };
+    std::vector<Lookup> lookups;
+    {
+      std::lock_guard lock(watch_mu);
+      for (auto& [id, w] : watches)
+        if (w.fd == -2 && now - w.since >= std::chrono::milliseconds(50))
+          lookups.push_back(
+              {id, w.req->local_addr, w.req->remote_addr, w.req->local_port, w.req->remote_port});
+    }
+    for (auto& l : lookups)
+      l.fd = server::find_tcp_socket(l.local_addr, l.local_port, l.remote_addr, l.remote_port);
     std::lock_guard lock(watch_mu);
+    for (const auto& l : lookups)
+      if (auto it = watches.find(l.id); it != watches.end()) it->second.fd = l.fd;
     for (auto& [id, w] : watches) {
-      if (w.cancelled || now - w.since < std::chrono::milliseconds(50)) continue;
-      if (w.fd == -2)
-        w.fd = server::find_tcp_socket(w.req->local_addr, w.req->local_port, w.req->remote_addr,
-                                       w.req->remote_port);
-      if (w.fd >= 0 && server::peer_closed(w.fd)) {
+      if (w.cancelled || w.fd < 0) continue;
+      if (server::peer_closed(w.fd)) {
         w.cancelled = true;
         if (w.upstream_fd >= 0) ::shutdown(w.upstream_fd, SHUT_RDWR);
       }
