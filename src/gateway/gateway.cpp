@@ -1102,10 +1102,10 @@ void Gateway::run() {
   s.writer_thread = std::thread([&s] { s.writer_loop(); });
   if (s.counters->shared()) s.lease_thread = std::thread([&s] { s.lease_loop(); });
   s.watch_thread = std::thread([&s] { s.watch_loop(); });
-  std::fprintf(
-      stderr, "pocket gateway: listening on http://%s:%d (%zu backends, %zu models, limits %s%s)\n",
-      s.cfg.host.c_str(), port, s.backends.size(), s.models.size(),
-      s.counters->shared() ? "in redis" : "in process", "");
+  std::fprintf(stderr,
+               "pocket gateway: listening on http://%s:%d (%zu backends, %zu models, limits %s)\n",
+               s.cfg.host.c_str(), port, s.backends.size(), s.models.size(),
+               s.counters->shared() ? "in redis" : "in process");
   s.http.listen_after_bind();
 }
 

@@ -434,6 +434,36 @@ async function metricSum(urls, name) {
   return sum;
 }
 
+test('routing: least outstanding requests over weights', async () => {
+  // b1 weight 1, b2 weight 3: a backend's score is (outstanding + 1) / weight, lowest wins.
+  const path = `${dir}/weights.toml`;
+  writeFileSync(path, readFileSync(writeConfig('weights', { db: `${dir}/weights.db`, backends: [] }), 'utf8') +
+    `[[pools.backends]]\nurl = "${b1.url}"\nweight = 1\n[[pools.backends]]\nurl = "${b2.url}"\nweight = 3\n`);
+  const g = await startGateway(path);
+  const k = await newKey(g.base, { name: 'w' });
+  // One at a time nothing is outstanding: the heavier backend takes every request.
+  for (let i = 0; i < 4; i++) assert.equal((await chat(g.base, k.key)).status, 200);
+  const rows = () => readFileSync(`${dir}/weights.log`, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.key_id === k.id);
+  assert.deepEqual(rows().map((l) => l.backend), Array(4).fill(b2.url));
+  // Held open together: b2 (1/3), b2 (2/3 < 1), then a tie at 1 goes to b1, the first listed.
+  const streams = [];
+  for (let i = 0; i < 3; i++) {
+    const ac = new AbortController();
+    const r = await fetch(`${g.base}/v1/chat/completions`, {
+      method: 'POST', signal: ac.signal, headers: { authorization: `Bearer ${k.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 900, ignore_eos: true, stream: true }),
+    });
+    await r.body.getReader().read();
+    streams.push({ ac, backend: r.headers.get('x-pocket-backend') });
+  }
+  assert.deepEqual(streams.map((x) => x.backend), [b2.url, b2.url, b1.url]);
+  const cancelled = await metricSum([b1.url, b2.url], 'pocket_cancelled_requests_total');
+  for (const x of streams) x.ac.abort();
+  // The three generations end before the next test counts cancellations.
+  for (let i = 0; i < 50 && (await metricSum([b1.url, b2.url], 'pocket_cancelled_requests_total')) < cancelled + 3; i++) await sleep(100);
+  await stop(g.proc);
+});
+
 test('a client that disconnects mid-stream cancels the upstream generation', async () => {
   const k = await newKey(gw.base, { name: 'abort' });
   const before = await metricSum([b1.url, b2.url], 'pocket_cancelled_requests_total');
