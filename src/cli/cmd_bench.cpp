@@ -61,7 +61,8 @@ options:
                          use -t 1 to count all the work) and print a breakdown
   --kernels TYPES        matmul micro-benchmark for comma-separated weight types
                          (q4_K,q6_K,q8_0,f16,...): decode (1 row) on a 256 MiB
-                         matrix and prefill (P rows) on 1024 x 3584
+                         matrix and prefill (P rows) on 1024 x 3584, with the
+                         machine's multiply-add peak of each type's inner loop
   --json                 one JSON object instead of the table
 )";
 
@@ -347,8 +348,9 @@ struct KernelResult {
   int64_t n_in, n_out, rows;
   Stats ms;
   double weight_gbps, gmacs;
-  double cpu_ms;   // process CPU time per thread: close to ms unless the machine is busy
-  double best_ms;  // fastest run (least disturbed by other processes)
+  double cpu_ms;             // process CPU time per thread: close to ms unless the machine is busy
+  double best_ms;            // fastest run (least disturbed by other processes)
+  double peak_fraction = 0;  // GMAC/s over the machine's peak for the type's path (0: unknown)
 };
 
 double process_cpu_seconds() {
@@ -404,6 +406,7 @@ KernelResult bench_matmul(const kernels::Ops& ops, gguf::TensorType t, const cha
 
 int run_kernel_bench(const std::string& list, int64_t prompt_rows, int reps, bool json) {
   const kernels::Ops& ops = kernels::ops();
+  const kernels::ComputePeak peak = kernels::measure_compute_peak();
   std::vector<KernelResult> results;
   std::stringstream ss(list);
   for (std::string name; std::getline(ss, name, ',');) {
@@ -415,6 +418,13 @@ int run_kernel_bench(const std::string& list, int64_t prompt_rows, int reps, boo
     results.push_back(bench_matmul(ops, *t, "decode", n_in, big_rows, 1, reps));
     if (prompt_rows > 0)
       results.push_back(bench_matmul(ops, *t, "prefill", n_in, 3584, prompt_rows, reps));
+  }
+  for (KernelResult& r : results) {
+    const auto t = gguf::parse_type_name(r.type);
+    const bool is_float =
+        *t == gguf::TensorType::F32 || *t == gguf::TensorType::F16 || *t == gguf::TensorType::BF16;
+    const double p = is_float ? peak.f32_gmacs : peak.int8_gmacs;
+    if (p > 0) r.peak_fraction = r.gmacs / p;
   }
   if (json) {
     nlohmann::json out = nlohmann::json::array();
@@ -428,22 +438,33 @@ int run_kernel_bench(const std::string& list, int64_t prompt_rows, int reps, boo
                      {"ms_stddev", r.ms.stddev},
                      {"weight_gbps", r.weight_gbps},
                      {"gmacs", r.gmacs},
-                     {"cpu_ms", r.cpu_ms}});
-    std::printf("%s\n",
-                nlohmann::json{{"kernels", ops.name}, {"threads", thread_count()}, {"results", out}}
-                    .dump(2)
-                    .c_str());
+                     {"cpu_ms", r.cpu_ms},
+                     {"peak_fraction", r.peak_fraction}});
+    std::printf("%s\n", nlohmann::json{{"kernels", ops.name},
+                                       {"threads", thread_count()},
+                                       {"peak_int8_gmacs", peak.int8_gmacs},
+                                       {"peak_f32_gmacs", peak.f32_gmacs},
+                                       {"results", out}}
+                            .dump(2)
+                            .c_str());
     return 0;
   }
   std::printf("kernels %s, %d threads\n", ops.name, thread_count());
-  std::printf("| %-7s | %-7s | %5s | %6s | %4s | %17s | %8s | %7s | %8s | %8s |\n", "type", "test",
-              "n_in", "n_out", "rows", "ms", "GB/s", "GMAC/s", "cpu ms", "best ms");
+  std::printf("| %-7s | %-7s | %5s | %6s | %4s | %17s | %8s | %7s | %6s | %8s | %8s |\n", "type",
+              "test", "n_in", "n_out", "rows", "ms", "GB/s", "GMAC/s", "% peak", "cpu ms",
+              "best ms");
   for (const auto& r : results)
     std::printf(
-        "| %-7s | %-7s | %5lld | %6lld | %4lld | %8.3f +- %6.3f | %8.2f | %7.2f | %8.3f | %8.3f "
-        "|\n",
+        "| %-7s | %-7s | %5lld | %6lld | %4lld | %8.3f +- %6.3f | %8.2f | %7.2f | %5.0f%% | %8.3f "
+        "| %8.3f |\n",
         r.type.c_str(), r.test.c_str(), (long long)r.n_in, (long long)r.n_out, (long long)r.rows,
-        r.ms.mean, r.ms.stddev, r.weight_gbps, r.gmacs, r.cpu_ms, r.best_ms);
+        r.ms.mean, r.ms.stddev, r.weight_gbps, r.gmacs, 100.0 * r.peak_fraction, r.cpu_ms,
+        r.best_ms);
+  if (peak.int8_gmacs > 0)
+    std::printf(
+        "compute peak (%d threads, registers only): integer dot path (vpmaddubsw + vpmaddwd) "
+        "%.1f GMAC/s, f32 FMA %.1f GMAC/s; %% peak: GMAC/s over the peak of the type's path\n",
+        peak.threads, peak.int8_gmacs, peak.f32_gmacs);
   return 0;
 }
 

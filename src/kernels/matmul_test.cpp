@@ -12,6 +12,7 @@
 #include "kernels/act_layout.h"
 #include "kernels/fast_ops.h"
 #include "kernels/matmul.h"
+#include "kernels/membw.h"
 #include "quant/blocks.h"
 #include "quant/quant.h"
 #include "util/error.h"
@@ -394,6 +395,23 @@ TEST(CpuFeatures, LevelsAreConsistent) {
   for (CpuLevel l : {CpuLevel::kScalar, CpuLevel::kAvx2, CpuLevel::kAvx512})
     EXPECT_EQ(parse_cpu_level(cpu_level_name(l)), l);
   EXPECT_FALSE(parse_cpu_level("sse2").has_value());
+}
+
+// The multiply-add ceiling `pocket bench --kernels` compares prefill with: real
+// numbers where the CPU has the instructions. An absurd rate (10^5 GMAC/s per
+// thread is far beyond any CPU) means the compiler removed the loop's work.
+TEST(ComputePeak, MeasuresTheInnerLoopsOfBothPaths) {
+  const ComputePeak peak = measure_compute_peak(1);
+  EXPECT_EQ(peak.threads, thread_count());
+  if (machine_cpu_level() < CpuLevel::kAvx2) {
+    EXPECT_EQ(peak.int8_gmacs, 0.0);
+    EXPECT_EQ(peak.f32_gmacs, 0.0);
+    return;
+  }
+  for (double gmacs : {peak.int8_gmacs, peak.f32_gmacs}) {
+    EXPECT_GT(gmacs, 0.1);
+    EXPECT_LT(gmacs, 1e5 * peak.threads);
+  }
 }
 
 }  // namespace

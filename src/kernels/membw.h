@@ -17,4 +17,16 @@ struct Bandwidth {
 // thread of the pool, each thread its own contiguous share.
 Bandwidth measure_read_bandwidth(uint64_t bytes = uint64_t(512) << 20, int passes = 5);
 
+// Multiply-add throughput of this machine on every pool thread, for the two
+// inner loops the matmul kernels are built on: the integer dot path (u8 x s8
+// vpmaddubsw, then vpmaddwd and an add: 32 multiply-adds) and the float path
+// (f32 FMA, 8 multiply-adds). Registers only, no memory traffic: a ceiling no
+// kernel exceeds. Zeros where the CPU lacks AVX2 + FMA.
+struct ComputePeak {
+  double int8_gmacs = 0;  // 10^9 multiply-adds per second, all threads
+  double f32_gmacs = 0;
+  int threads = 0;
+};
+ComputePeak measure_compute_peak(int passes = 3);
+
 }  // namespace pocket::kernels
