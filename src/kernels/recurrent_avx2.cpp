@@ -241,8 +241,10 @@ void gated_delta_rule_sequential(const DeltaNetShape& s, int64_t n_tokens, const
     return;
   }
   const int64_t dk = s.d_k, dv = s.d_v;
-  // Heads are independent: each thread runs all tokens of its heads.
-  parallel_for(s.n_v, [&](int64_t h0, int64_t h1) {
+  // Heads are independent: each thread runs all tokens of the heads it claims
+  // (claimed a few at a time, so a thread slowed by another process gives its
+  // share away).
+  parallel_for_chunked(s.n_v, [&](int64_t h0, int64_t h1) {
     for (int64_t h = h0; h < h1; h++) {
       const int64_t kh = h % s.n_k;  // tiled GGUF head order
       float* S = state + h * dk * dv;

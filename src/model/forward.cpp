@@ -34,7 +34,7 @@ void for_rows(int64_t n, F&& fn) {
     for (int64_t r = 0; r < n; r++) fn(r);
     return;
   }
-  parallel_for(n, [&](int64_t r0, int64_t r1) {
+  parallel_for_chunked(n, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) fn(r);
   }, kRowsPerTask);
 }
