@@ -63,6 +63,8 @@ options:
                          (q4_K,q6_K,q8_0,f16,...): decode (1 row) on a 256 MiB
                          matrix and prefill (P rows) on 1024 x 3584, with the
                          machine's multiply-add peak of each type's inner loop
+  --decode-mib M         size of the --kernels decode matrix (default 256; one
+                         that fits the caches, e.g. 1, shows the compute speed)
   --json                 one JSON object instead of the table
 )";
 
@@ -404,7 +406,8 @@ KernelResult bench_matmul(const kernels::Ops& ops, gguf::TensorType t, const cha
   return r;
 }
 
-int run_kernel_bench(const std::string& list, int64_t prompt_rows, int reps, bool json) {
+int run_kernel_bench(const std::string& list, int64_t prompt_rows, int64_t decode_mib, int reps,
+                     bool json) {
   const kernels::Ops& ops = kernels::ops();
   const kernels::ComputePeak peak = kernels::measure_compute_peak();
   std::vector<KernelResult> results;
@@ -414,7 +417,7 @@ int run_kernel_bench(const std::string& list, int64_t prompt_rows, int reps, boo
     if (!t) fail("--kernels: unknown type '", name, "'");
     const int64_t n_in = 1024;
     const uint64_t rb = gguf::row_bytes(*t, n_in);
-    const int64_t big_rows = int64_t((uint64_t(256) << 20) / rb);
+    const int64_t big_rows = std::max<int64_t>(1, int64_t((uint64_t(decode_mib) << 20) / rb));
     results.push_back(bench_matmul(ops, *t, "decode", n_in, big_rows, 1, reps));
     if (prompt_rows > 0)
       results.push_back(bench_matmul(ops, *t, "prefill", n_in, 3584, prompt_rows, reps));
@@ -489,6 +492,7 @@ int cmd_bench(int argc, char** argv) {
   const bool no_bandwidth = args.flag("--no-bandwidth");
   g_profile = args.flag("--profile");
   const auto kernel_types = args.value("--kernels");
+  const int64_t decode_mib = std::max<long long>(1, int_option(args, "--decode-mib", "", 256));
   const bool json = args.flag("--json");
   args.finish();
 
@@ -501,7 +505,7 @@ int cmd_bench(int argc, char** argv) {
   kernels::set_ops(reference ? kernels::reference_ops() : kernels::best_ops());
   if (g_profile) install_profiler();
 
-  if (kernel_types) return run_kernel_bench(*kernel_types, n_prompt, reps, json);
+  if (kernel_types) return run_kernel_bench(*kernel_types, n_prompt, decode_mib, reps, json);
   if (!model_path) fail("-m FILE is required (or --kernels TYPES); see pocket bench --help");
   if (kv != "f16" && kv != "f32") fail("--kv-type: expected f16 or f32, got '", kv, "'");
 
