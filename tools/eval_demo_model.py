@@ -11,7 +11,8 @@ training set is dropped) is rendered with the real chat template, tokenized by P
   * tool_answer: exact match of the answer written from a tool result.
 
     /usr/bin/python3 tools/eval_demo_model.py --model models/pocket-demo.gguf --n 20 [--json-out r.json]
-Exit status: 0, or 1 when --min-acc is given and some group falls below it.
+Exit status: 0, or 1 when a group falls below --min-acc, or all prompts below --min-exact (exact
+answers) or --min-wellformed (well-formed answers).
 """
 import argparse
 import concurrent.futures as cf
@@ -136,6 +137,8 @@ def main():
     ap.add_argument("--min-wellformed", type=float, default=None,
                     help="fail when fewer %% of answers are well-formed (ended with <|im_end|>, "
                          "think block closed, tool calls parse)")
+    ap.add_argument("--min-exact", type=float, default=None,
+                    help="fail when fewer %% of all prompts are answered exactly right")
     ap.add_argument("--json-out", default=None)
     ap.add_argument("--show-errors", type=int, default=3)
     args = ap.parse_args()
@@ -189,7 +192,7 @@ def main():
     print(f"model {args.model}: {len(exs)} prompts")
     print(f"{'group':16s} {'no-think':>10s} {'think':>10s}")
     below = False
-    for g in list(GROUPS) + sum(GROUPS.values(), []):
+    for g in list(GROUPS) + [k for k in sum(GROUPS.values(), []) if k not in GROUPS]:
         a, b = res.get((g, False)), res.get((g, True))
         if a is None:
             continue
@@ -203,6 +206,8 @@ def main():
     wf_pct = 100.0 * n_wf / len(exs)
     print(f"overall exact {100.0 * n_good / len(exs):.1f}%, well-formed answers {wf_pct:.1f}%")
     if args.min_wellformed is not None and wf_pct < args.min_wellformed:
+        below = True
+    if args.min_exact is not None and 100.0 * n_good / len(exs) < args.min_exact:
         below = True
     for k, errs in errors.items():
         for q, want, got in errs[:args.show_errors]:
