@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <thread>
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -152,9 +153,27 @@ Db::Db(const std::string& path) {
     fail("cannot open database '", path, "': ", msg);
   }
   sqlite3_busy_timeout(db_, 5000);
-  exec("PRAGMA journal_mode=WAL");
-  exec("PRAGMA synchronous=NORMAL");
-  exec(
+  // Two gateways opening a new file at once: switching it to WAL or creating the tables can
+  // answer SQLITE_BUSY without waiting on the busy handler (SQLite's rule against lock-upgrade
+  // deadlocks), so the set-up statements retry for up to ~5 s.
+  const auto setup = [&](const char* sql) {
+    for (int attempt = 0;; attempt++) {
+      char* err = nullptr;
+      const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err);
+      const std::string msg = err ? err : "?";
+      sqlite3_free(err);
+      if (rc == SQLITE_OK) return;
+      if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED) || attempt >= 500) {
+        sqlite3_close(db_);
+        db_ = nullptr;
+        fail("sqlite: ", msg, " in: ", sql, " (database '", path, "')");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  };
+  setup("PRAGMA journal_mode=WAL");
+  setup("PRAGMA synchronous=NORMAL");
+  setup(
       "CREATE TABLE IF NOT EXISTS keys (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, "
       "prefix TEXT NOT NULL,"
       " hash TEXT NOT NULL UNIQUE, models TEXT NOT NULL DEFAULT '[]', rpm INTEGER DEFAULT 0, tpm "
@@ -162,14 +181,14 @@ Db::Db(const std::string& path) {
       " concurrent INTEGER DEFAULT 0, tokens_day INTEGER DEFAULT 0, tokens_month INTEGER DEFAULT 0,"
       " dollars_day REAL DEFAULT 0, dollars_month REAL DEFAULT 0, expires_at INTEGER DEFAULT 0,"
       " enabled INTEGER DEFAULT 1, revoked INTEGER DEFAULT 0, created_at INTEGER NOT NULL)");
-  exec(
+  setup(
       "CREATE TABLE IF NOT EXISTS usage (id INTEGER PRIMARY KEY AUTOINCREMENT, ts_ms INTEGER NOT "
       "NULL, key_id INTEGER,"
       " model TEXT, backend TEXT, endpoint TEXT, prompt_tokens INTEGER, cached_tokens INTEGER, "
       "completion_tokens INTEGER,"
       " latency_ms REAL, status INTEGER, stream INTEGER, energy_j REAL, cost_local REAL, "
       "cost_cloud REAL, prompt TEXT)");
-  exec("CREATE INDEX IF NOT EXISTS usage_key_ts ON usage(key_id, ts_ms)");
+  setup("CREATE INDEX IF NOT EXISTS usage_key_ts ON usage(key_id, ts_ms)");
 }
 
 Db::~Db() {

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "gateway/config.h"
 #include "gateway/db.h"
@@ -146,6 +147,29 @@ TEST(GatewayKeys, LifecycleInSqlite) {
   }
   EXPECT_EQ(bytes.find(secret), std::string::npos);
   std::filesystem::remove(path);
+}
+
+TEST(GatewayKeys, SeveralOpenersOfANewFileAtOnce) {
+  // Two gateways started together on a fresh database file: each must open it (CI once saw
+  // "database is locked" from PRAGMA journal_mode=WAL in the second process).
+  for (int round = 0; round < 20; round++) {
+    const std::string path = temp_path("race.db");
+    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
+    std::vector<std::string> errors(6);
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < errors.size(); i++)
+      threads.emplace_back([&, i] {
+        try {
+          Db db(path);
+          db.list_keys();
+        } catch (const std::exception& e) {
+          errors[i] = e.what();
+        }
+      });
+    for (auto& t : threads) t.join();
+    for (const auto& e : errors) EXPECT_EQ(e, "") << "round " << round;
+    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
+  }
 }
 
 TEST(GatewayUsage, LedgerTotalsAndReports) {
