@@ -124,7 +124,9 @@ void check_quantized_activation_path(const std::string& stem) {
         if (logits[i] > logits[best]) best = i;
       const json& top = steps[k]["top"];
       const double gap = top[0][2].get<double>() - top[1][2].get<double>();
-      if (best != gen[k]) EXPECT_LT(gap, 2 * kLooseTolerance) << name << " step " << k << ": argmax " << best;
+      if (best != gen[k]) {
+        EXPECT_LT(gap, 2 * kLooseTolerance) << name << " step " << k << ": argmax " << best;
+      }
       const double lp = log_softmax(logits, V)[size_t(gen[k])];
       const double d = std::abs(lp - steps[k]["logprob"].get<double>());
       worst = std::max(worst, d);
