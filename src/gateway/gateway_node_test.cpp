@@ -1,33 +1,15 @@
 // Runs the end-to-end tests of `pocket gateway` (tests/node/gateway.test.mjs: two
 // real `pocket serve` backends, a real redis-server, the OpenAI Node SDK) under ctest.
-#include <gtest/gtest.h>
-
-#include <cstdio>
 #include <cstdlib>
-#include <filesystem>
-#include <string>
+
+#include "util/node_test_util.h"
 
 namespace {
 
 TEST(GatewayNode, OpenAiSdkEndToEnd) {
-  const std::string source = POCKET_SOURCE_DIR;
-  if (!std::filesystem::exists(source + "/tests/node/node_modules/openai"))
-    GTEST_SKIP() << "tests/node/node_modules/openai missing: run scripts/setup.sh (npm install)";
-  if (std::system("node --version > /dev/null 2>&1") != 0) GTEST_SKIP() << "node is not installed";
   if (std::system("command -v redis-server > /dev/null 2>&1") != 0)
     GTEST_SKIP() << "redis-server is not installed";
-  const char* bin = std::getenv("POCKET_BIN");
-  const std::string cmd =
-      "cd '" + source + "/tests/node' && POCKET_BIN='" + std::string(bin ? bin : POCKET_BIN_PATH) +
-      "' POCKET_SHARED_DIR='" + POCKET_SHARED_DIR +
-      "' timeout 300 node --test --test-concurrency=1 --test-reporter=spec gateway.test.mjs 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  ASSERT_NE(pipe, nullptr);
-  std::string output;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, pipe)) output.append(buf, n);
-  const int status = pclose(pipe);
-  EXPECT_EQ(status, 0) << output;
+  pocket::test::run_node_test_file("gateway.test.mjs", "--test-concurrency=1");
 }
 
 }  // namespace
