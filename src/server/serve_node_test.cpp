@@ -4,6 +4,8 @@
 
 namespace {
 
-TEST(ServeNode, OpenAiSdkEndToEnd) { pocket::test::run_node_test_file("serve.test.mjs"); }
+TEST(ServeNode, OpenAiSdkEndToEnd) {
+  pocket::test::run_node_test_file("serve.test.mjs");
+}
 
 }  // namespace
