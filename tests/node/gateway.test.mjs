@@ -10,6 +10,7 @@ import { mkdtempSync, writeFileSync, rmSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import OpenAI from 'openai';
+import { startPocketServe } from './pocket_serve.mjs';
 
 const BIN = process.env.POCKET_BIN ?? 'build/pocket';
 const SHARED = process.env.POCKET_SHARED_DIR ?? new URL('../../../shared', import.meta.url).pathname;
@@ -38,22 +39,8 @@ function waitFor(proc, re, what) {
 }
 
 async function startBackend() {
-  const proc = spawn(BIN, ['serve', '-m', MODEL_FILE, '--port', '0', '--parallel', '4', '--kv-type', 'f32', '--ctx', '1024', '--threads', '1'],
-    { stdio: ['ignore', 'ignore', 'pipe'] });
+  const { proc, port } = await startPocketServe(BIN, ['-m', MODEL_FILE, '--parallel', '4', '--kv-type', 'f32', '--ctx', '1024', '--threads', '1'], 'backend');
   procs.add(proc);
-  let log = '';
-  const port = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`backend did not start:\n${log}`)), 20000);
-    proc.stderr.on('data', (d) => {
-      log += d;
-      const m = log.match(/listening on http:\/\/127\.0\.0\.1:(\d+)/);
-      if (m && log.includes(' ready ')) {
-        clearTimeout(timer);
-        resolve(Number(m[1]));
-      }
-    });
-    proc.on('exit', (code) => reject(new Error(`backend exited with ${code}:\n${log}`)));
-  });
   return { proc, url: `http://127.0.0.1:${port}` };
 }
 

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import OpenAI from 'openai';
+import { startPocketServe } from './pocket_serve.mjs';
 
 const BIN = process.env.POCKET_BIN ?? 'build/pocket';
 const SHARED = process.env.POCKET_SHARED_DIR ?? new URL('../../../shared', import.meta.url).pathname;
@@ -19,20 +20,7 @@ const golden = JSON.parse(readFileSync(`${GOLDEN}/model_${MODEL}.json`, 'utf8'))
 
 // Starts `pocket serve --port 0 ...`; resolves when the model is ready.
 async function startServer(args) {
-  const proc = spawn(BIN, ['serve', '-m', MODEL_FILE, '--port', '0', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  const port = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${log}`)), 20000);
-    proc.stderr.on('data', (d) => {
-      log += d;
-      const m = log.match(/listening on http:\/\/127\.0\.0\.1:(\d+)/);
-      if (m && log.includes(' ready ')) {
-        clearTimeout(timer);
-        resolve(Number(m[1]));
-      }
-    });
-    proc.on('exit', (code) => reject(new Error(`server exited with ${code}:\n${log}`)));
-  });
+  const { proc, port } = await startPocketServe(BIN, ['-m', MODEL_FILE, ...args]);
   const base = `http://127.0.0.1:${port}`;
   return { proc, base, client: new OpenAI({ baseURL: `${base}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 30000 }) };
 }
