@@ -25,18 +25,7 @@ except ImportError:
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from demo_model import Model, config_from_gguf, load_gguf_into  # noqa: E402
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def default_pocket():
-    if os.environ.get("POCKET_BIN"):
-        return os.environ["POCKET_BIN"]
-    for b in ("build-demo", "build"):
-        p = os.path.join(ROOT, b, "pocket")
-        if os.path.exists(p):
-            return p
-    return "pocket"
+from demo_paths import ROOT, default_pocket  # noqa: E402
 
 
 def pocket_steps(pocket, model, ids, n, k):

@@ -25,9 +25,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import demo_data as D  # noqa: E402
+from demo_paths import ROOT, default_pocket, shared_file  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.environ.get("POCKET_SHARED", "/work/shared")
 
 ARITH = ["add", "sub", "mul", "larger", "gt"]
 STRINGS = ["reverse", "sort_letters", "count_letters", "count_char", "count_words",
@@ -36,22 +35,8 @@ GROUPS = {"arithmetic": ARITH, "strings": STRINGS, "json": ["json"], "tool_call"
           "tool_answer": ["tool_answer"]}
 
 
-def default_pocket():
-    if os.environ.get("POCKET_BIN"):
-        return os.environ["POCKET_BIN"]
-    for b in ("build-demo", "build"):
-        p = os.path.join(ROOT, b, "pocket")
-        if os.path.exists(p):
-            return p
-    return "pocket"
-
-
 def template_text():
-    for p in (os.path.join(ROOT, "shared", "golden", "qwen3.5-chat-template.jinja"),
-              os.path.join(SHARED, "golden", "qwen3.5-chat-template.jinja")):
-        if os.path.exists(p):
-            return open(p).read()
-    raise FileNotFoundError("qwen3.5-chat-template.jinja")
+    return open(shared_file("golden/qwen3.5-chat-template.jinja")).read()
 
 
 def tokenize(pocket, model, texts):

@@ -46,16 +46,7 @@ import demo_data as D  # noqa: E402
 import demo_gguf as G  # noqa: E402
 from demo_model import Config, Model, export_gguf  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.environ.get("POCKET_SHARED", "/work/shared")
-
-
-def find_shared_file(rel):
-    for base in (os.path.join(ROOT, "shared"), SHARED):
-        p = os.path.join(base, rel)
-        if os.path.exists(p):
-            return p
-    raise FileNotFoundError(rel)
+from demo_paths import ROOT, shared_file as find_shared_file  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------------
@@ -235,6 +226,10 @@ def main():
     ap.add_argument("--batch-tokens", type=int, default=1536)
     ap.add_argument("--init-gguf", default=None,
                     help="initial weights from this exported model (same config) instead of random")
+    ap.add_argument("--grow-from", default=None,
+                    help="start from this checkpoint of a shallower model (same widths): its layers "
+                         "become layers 0..n-1, the new layers start as identity functions "
+                         "(zero output projections), training continues with that run's data order")
     ap.add_argument("--ckpt-every", type=int, default=50)
     ap.add_argument("--export-every", type=int, default=0, help="also export GGUF every N steps")
     ap.add_argument("--out", default=os.path.join(ROOT, "models", "pocket-demo.gguf"))
@@ -295,6 +290,8 @@ def main():
                             lr=args.lr, betas=(0.9, 0.98), eps=1e-8)
     ckpt_path = os.path.join(args.work, "ckpt.pt")
     step, elapsed, cpu_used, epoch = 0, 0.0, 0.0, 0
+    if args.grow_from and not os.path.exists(ckpt_path):
+        grow_checkpoint(model, opt, args.grow_from, ckpt_path)
     if os.path.exists(ckpt_path):
         ck = torch.load(ckpt_path)
         model.load_state_dict(ck["model"])
@@ -372,6 +369,33 @@ def main():
 
 
 RESUME_BI = {}
+
+
+def grow_checkpoint(model, opt, src_path, ckpt_path):
+    """Writes ckpt_path: `model` initialised from the shallower model in src_path.
+
+    Layers 0..n-1 are copied (the attention pattern (i+1) % 4 == 0 is the same for them), the
+    embedding and final norm too; every new layer's residual outputs (attention o_proj, GDN
+    out_proj, FFN down_proj) are zeroed, so the grown model computes exactly the old function and
+    the new layers learn from there. The data order continues where the old run stopped."""
+    ck = torch.load(src_path)
+    old = ck["model"]
+    n_old = 1 + max(int(k.split(".")[1]) for k in old if k.startswith("layers."))
+    state = model.state_dict()
+    for k, v in old.items():
+        assert k in state and state[k].shape == v.shape, f"--grow-from: {k} does not fit"
+        state[k] = v.clone()
+    for i in range(n_old, len(model.layers)):
+        l = model.layers[i]
+        o = "mixer.o_proj" if l.is_attn else "mixer.out_proj"
+        for name in (o, "down_proj"):
+            state[f"layers.{i}.{name}.weight"].zero_()
+    model.load_state_dict(state)
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": 0, "elapsed": 0.0,
+                "cpu": 0.0, "epoch": ck["epoch"], "batch_index": ck.get("batch_index", 0),
+                "config": model.c.__dict__, "grown_from": {"path": src_path, "step": ck["step"],
+                                                           "layers": n_old}}, ckpt_path)
+    print(f"grown from {src_path} (step {ck['step']}, {n_old} layers) to {len(model.layers)} layers")
 
 
 def ck_bi(step, epoch, bl, args):
