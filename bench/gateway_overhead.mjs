@@ -1,8 +1,9 @@
 // Overhead of `pocket gateway` in front of one `pocket serve` backend, measured
 // from keep-alive HTTP clients on the same machine:
 //   - added latency p50/p99: sequential requests to the backend alone vs through
-//     the gateway, alternating (GET /v1/models, which the gateway answers after auth, and POST
-//     /v1/completions with max_tokens 1, the full path: auth, limits, usage ledger,
+//     the gateway, alternating (GET /v1/models, which the gateway answers after auth; GET
+//     /v1/models/{model}, proxied: auth, limits, ledger row, metrics, the backend's answer;
+//     and POST /v1/completions with max_tokens 1, the full path: auth, limits, usage ledger,
 //     cost, proxy),
 //   - max request rate of both, C connections per client process for a few seconds.
 //
@@ -213,6 +214,9 @@ if (args.worker) {
   const json = { 'Content-Type': 'application/json' };
   const gauth = { authorization: `Bearer ${key}`, 'Content-Type': 'application/json' };
   [r.models_direct, r.models_gateway] = await latencies(() => direct.send(models({})), () => via.send(models(gauth)), args.n);
+  const retrieve = (h) => requestBytes('GET', `/v1/models/${MODEL}`, h);
+  const retrieveDirect = retrieve({}), retrieveVia = retrieve(gauth);
+  [r.retrieve_direct, r.retrieve_gateway] = await latencies(() => direct.send(retrieveDirect), () => via.send(retrieveVia), args.n);
   const genDirect = requestBytes('POST', '/v1/completions', json, gen), genVia = requestBytes('POST', '/v1/completions', gauth, gen);
   [r.gen1_direct, r.gen1_gateway] = await latencies(() => direct.send(genDirect), () => via.send(genVia), args.genN);
   direct.close();
@@ -220,18 +224,23 @@ if (args.worker) {
   const [bpid, gpid] = [procs[0].pid, procs[1].pid];
   r.rate_models_direct = await measured([bpid], () => rateProcs(bport, 'GET', '/v1/models', {}, ''));
   r.rate_models_gateway = await measured([gpid], () => rateProcs(gport, 'GET', '/v1/models', gauth, ''));
+  r.rate_retrieve_direct = await measured([bpid], () => rateProcs(bport, 'GET', `/v1/models/${MODEL}`, {}, ''));
+  r.rate_retrieve_gateway = await measured([gpid, bpid], () => rateProcs(gport, 'GET', `/v1/models/${MODEL}`, gauth, ''));
   r.rate_gen1_direct = await measured([bpid], () => rateProcs(bport, 'POST', '/v1/completions', json, gen));
   r.rate_gen1_gateway = await measured([gpid, bpid], () => rateProcs(gport, 'POST', '/v1/completions', gauth, gen));
   r.added_models_ms = { p50: r.models_gateway.p50 - r.models_direct.p50, p99: r.models_gateway.p99 - r.models_direct.p99 };
+  r.added_retrieve_ms = { p50: r.retrieve_gateway.p50 - r.retrieve_direct.p50, p99: r.retrieve_gateway.p99 - r.retrieve_direct.p99 };
   r.added_gen1_ms = { p50: r.gen1_gateway.p50 - r.gen1_direct.p50, p99: r.gen1_gateway.p99 - r.gen1_direct.p99 };
   if (args.json) console.log(JSON.stringify(r, null, 2));
   else {
     const f = (x) => x.toFixed(3);
     console.log(`GET /v1/models        direct p50 ${f(r.models_direct.p50)} ms p99 ${f(r.models_direct.p99)} ms | gateway p50 ${f(r.models_gateway.p50)} ms p99 ${f(r.models_gateway.p99)} ms | added p50 ${f(r.added_models_ms.p50)} p99 ${f(r.added_models_ms.p99)} ms`);
+    console.log(`GET /v1/models/{m}    direct p50 ${f(r.retrieve_direct.p50)} ms p99 ${f(r.retrieve_direct.p99)} ms | gateway p50 ${f(r.retrieve_gateway.p50)} ms p99 ${f(r.retrieve_gateway.p99)} ms | added p50 ${f(r.added_retrieve_ms.p50)} p99 ${f(r.added_retrieve_ms.p99)} ms (proxied)`);
     console.log(`completions max_tok 1 direct p50 ${f(r.gen1_direct.p50)} ms p99 ${f(r.gen1_direct.p99)} ms | gateway p50 ${f(r.gen1_gateway.p50)} ms p99 ${f(r.gen1_gateway.p99)} ms | added p50 ${f(r.added_gen1_ms.p50)} p99 ${f(r.added_gen1_ms.p99)} ms`);
     const us = (x) => x.toFixed(0);
     console.log(`max rate (${args.procs} x ${args.clients} connections, ${args.seconds} s), and server CPU per request:`);
     console.log(`  GET /v1/models: direct ${r.rate_models_direct.rate.toFixed(0)} req/s (backend ${us(r.rate_models_direct.cpu_us_per_request[0])} us) | gateway ${r.rate_models_gateway.rate.toFixed(0)} req/s (gateway ${us(r.rate_models_gateway.cpu_us_per_request[0])} us)`);
+    console.log(`  GET /v1/models/{m} (proxied): direct ${r.rate_retrieve_direct.rate.toFixed(0)} req/s (backend ${us(r.rate_retrieve_direct.cpu_us_per_request[0])} us) | gateway ${r.rate_retrieve_gateway.rate.toFixed(0)} req/s (gateway ${us(r.rate_retrieve_gateway.cpu_us_per_request[0])} us, backend ${us(r.rate_retrieve_gateway.cpu_us_per_request[1])} us)`);
     console.log(`  completions max_tokens 1: direct ${r.rate_gen1_direct.rate.toFixed(0)} req/s (backend ${us(r.rate_gen1_direct.cpu_us_per_request[0])} us) | gateway ${r.rate_gen1_gateway.rate.toFixed(0)} req/s (gateway ${us(r.rate_gen1_gateway.cpu_us_per_request[0])} us, backend ${us(r.rate_gen1_gateway.cpu_us_per_request[1])} us)`);
   }
 } finally {

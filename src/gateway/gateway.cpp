@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "gateway/db.h"
+#include "gateway/front.h"
 #include "gateway/limits.h"
 #include "gateway/upstream.h"
 #include "server/peer_socket.h"
@@ -169,7 +170,7 @@ struct Call {
 
 struct Gateway::State {
   GatewayConfig cfg;
-  httplib::Server http;
+  FrontServer http{FrontServer::Options{}};
   int port = 0;
   std::unique_ptr<Db> db;
   std::unique_ptr<Counters> counters;
@@ -217,7 +218,9 @@ struct Gateway::State {
   std::optional<KeyInfo> authenticate(const httplib::Request& req, httplib::Response& res);
   bool admin(const httplib::Request& req, httplib::Response& res);
   Backend* pick(const std::string& model, const std::set<Backend*>& tried);
+  bool admit(Call& call, httplib::Response& res);
   void proxy(const httplib::Request& req, httplib::Response& res, const std::string& endpoint);
+  void proxy_get(const httplib::Request& req, httplib::Response& res, const std::string& model);
   bool try_plain(const std::shared_ptr<Call>& call, Backend* b, const std::string& body,
                  httplib::Response& res, const httplib::Request& req);
   int try_stream(const std::shared_ptr<Call>& call, Backend* b, const std::string& body,
@@ -570,6 +573,43 @@ void Gateway::State::seed_limits() {
   }
 }
 
+// Limits: false when refused (answered 429 or 503, recorded); else the call is in flight.
+bool Gateway::State::admit(Call& call, httplib::Response& res) {
+  call.holder = str(instance_id, ":", next_call++);
+  std::optional<LimitHit> hit;
+  try {
+    hit = limiter->admit(call.key.id, call.key.limits, call.ts_s, call.holder, cfg.slot_lease_ms);
+  } catch (const std::exception& e) {
+    send_error(res, {503, str("limit store unavailable: ", e.what()), "server_error",
+                     "limits_unavailable", 1});
+    return false;
+  }
+  if (hit) {
+    const bool budget = hit->limit.find("_per_day") != std::string::npos ||
+                        hit->limit.find("_per_month") != std::string::npos;
+    send_error(res, {429, hit->message, budget ? "insufficient_quota" : "rate_limit_exceeded",
+                     hit->limit, hit->retry_after_s});
+    metrics.add(str("pocket_gateway_limit_rejections_total{limit=\"", hit->limit, "\"}"), 1);
+    UsageRow row;
+    row.ts_ms = call.ts_ms;
+    row.key_id = call.key.id;
+    row.model = call.model;
+    row.endpoint = call.endpoint;
+    row.status = 429;
+    record(std::move(row));
+    metrics.add(
+        str("pocket_gateway_requests_total{endpoint=\"", call.endpoint, "\",status=\"429\"}"), 1);
+    return false;
+  }
+  inflight++;
+  if (call.key.limits.concurrent > 0 && counters->shared()) {
+    std::lock_guard lock(slots_mu);
+    held_slots[call.holder] = Limiter::slots_name(call.key.id);
+  }
+
+  return true;
+}
+
 void Gateway::State::proxy(const httplib::Request& req, httplib::Response& res,
                            const std::string& endpoint) {
   auto key = authenticate(req, res);
@@ -597,36 +637,7 @@ void Gateway::State::proxy(const httplib::Request& req, httplib::Response& res,
     return send_error(res, {404, str("The model '", call->model, "' does not exist"),
                             "invalid_request_error", "model_not_found"});
 
-  call->holder = str(instance_id, ":", next_call++);
-  std::optional<LimitHit> hit;
-  try {
-    hit = limiter->admit(key->id, key->limits, call->ts_s, call->holder, cfg.slot_lease_ms);
-  } catch (const std::exception& e) {
-    return send_error(res, {503, str("limit store unavailable: ", e.what()), "server_error",
-                            "limits_unavailable", 1});
-  }
-  if (hit) {
-    const bool budget = hit->limit.find("_per_day") != std::string::npos ||
-                        hit->limit.find("_per_month") != std::string::npos;
-    send_error(res, {429, hit->message, budget ? "insufficient_quota" : "rate_limit_exceeded",
-                     hit->limit, hit->retry_after_s});
-    metrics.add(str("pocket_gateway_limit_rejections_total{limit=\"", hit->limit, "\"}"), 1);
-    UsageRow row;
-    row.ts_ms = call->ts_ms;
-    row.key_id = key->id;
-    row.model = call->model;
-    row.endpoint = endpoint;
-    row.status = 429;
-    record(std::move(row));
-    metrics.add(str("pocket_gateway_requests_total{endpoint=\"", endpoint, "\",status=\"429\"}"),
-                1);
-    return;
-  }
-  inflight++;
-  if (key->limits.concurrent > 0 && counters->shared()) {
-    std::lock_guard lock(slots_mu);
-    held_slots[call->holder] = Limiter::slots_name(key->id);
-  }
+  if (!admit(*call, res)) return;
 
   call->stream = body.value("stream", false);
   if (call->stream) {
@@ -637,7 +648,8 @@ void Gateway::State::proxy(const httplib::Request& req, httplib::Response& res,
   if (cfg.log_prompts)
     call->prompt =
         body.contains("messages") ? body["messages"].dump() : body.value("prompt", json()).dump();
-  const std::string upstream_body = body.dump();
+  // Unchanged (not streaming) bodies go upstream as they came: no second serialisation.
+  const std::string upstream_body = call->stream ? body.dump() : req.body;
 
   std::set<Backend*> tried;
   int last_status = 503;
@@ -664,6 +676,55 @@ void Gateway::State::proxy(const httplib::Request& req, httplib::Response& res,
   finish(*call, last_status);
 }
 
+// GET /v1/models/{model}: the backend's own answer, through the same admission, routing,
+// retries before any byte, ledger row (no tokens) and metrics as a completion.
+void Gateway::State::proxy_get(const httplib::Request& req, httplib::Response& res,
+                               const std::string& model) {
+  auto key = authenticate(req, res);
+  if (!key) return;
+  if (std::find(models.begin(), models.end(), model) == models.end() ||
+      (!key->models.empty() &&
+       std::find(key->models.begin(), key->models.end(), model) == key->models.end()))
+    return send_error(res, {404, str("The model '", model, "' does not exist"),
+                            "invalid_request_error", "model_not_found"});
+  auto call = std::make_shared<Call>();
+  call->key = *key;
+  call->endpoint = "/v1/models/{model}";
+  call->model = model;
+  if (!admit(*call, res)) return;
+  std::set<Backend*> tried;
+  int last_status = 503;
+  std::string last_error = "no backend is available for this model";
+  for (int attempt = 0; attempt <= cfg.retries; attempt++) {
+    Backend* b = pick(model, tried);
+    if (!b) break;
+    tried.insert(b);
+    call->backend = b;
+    b->requests++;
+    call->outstanding_at_start = ++b->outstanding;
+    UpstreamResponse r;
+    std::string error;
+    const bool ok = b->upstream->get(req.path, r, error);
+    b->outstanding--;
+    if (!ok || r.status >= 500) {
+      b->failed(cfg.max_failures, cfg.eject_ms);
+      last_status = 502;
+      last_error = str("backend ", b->url, " failed");
+      metrics.add("pocket_gateway_retries_total", 1);
+      continue;
+    }
+    b->succeeded();
+    res.status = r.status;
+    res.set_content(std::move(r.body),
+                    r.content_type.empty() ? "application/json" : r.content_type);
+    finish(*call, r.status);
+    return;
+  }
+  call->backend = nullptr;
+  send_error(res, {last_status, last_error, "server_error", "backend_unavailable", 1});
+  finish(*call, last_status);
+}
+
 // Non-streaming: one round trip on a pooled keep-alive connection. False: retry elsewhere.
 bool Gateway::State::try_plain(const std::shared_ptr<Call>& call, Backend* b,
                                const std::string& body, httplib::Response& res,
@@ -671,7 +732,10 @@ bool Gateway::State::try_plain(const std::shared_ptr<Call>& call, Backend* b,
   const int64_t watch_id = next_watch++;
   {
     std::lock_guard lock(watch_mu);
-    watches[watch_id] = Watch{&req, Clock::now()};
+    Watch w{&req, Clock::now()};
+    // Our own server knows the client's socket; else it is looked up by its addresses.
+    if (const int client = FrontServer::current_socket(); client >= 0) w.fd = client;
+    watches[watch_id] = w;
   }
   UpstreamResponse r;
   std::string error;
@@ -849,26 +913,14 @@ int Gateway::State::try_stream(const std::shared_ptr<Call>& call, Backend* b,
 }
 
 void Gateway::State::routes() {
-  http.new_task_queue = [n = cfg.http_threads] { return new httplib::ThreadPool(size_t(n)); };
-  http.set_payload_max_length(64 << 20);
-  // Headers and body go out as separate writes: without TCP_NODELAY the body waits
-  // for the client's delayed ACK (~40 ms).
-  http.set_tcp_nodelay(true);
-  // Idle keep-alive connections hold a worker thread; stop() waits for them.
-  http.set_keep_alive_timeout(2);
-  // cpp-httplib closes a keep-alive connection after 5 requests by default: clients would
-  // reconnect (accept + a new pool task) every 5 requests. Bounded still: a connection holds
-  // a worker thread for its lifetime, and closing it now and then lets waiting ones in.
-  http.set_keep_alive_max_count(1000);
-  http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req,
-                                                                 httplib::Response& res) {
-    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+  http.options().threads = cfg.http_threads;
+  http.options().max_body_bytes = 64 << 20;
+  http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     ApiError e{res.status, str("HTTP ", res.status), "invalid_request_error", ""};
     if (res.status == 404)
       e.message = str("Unknown request URL: ", req.method, " ", req.path), e.code = "unknown_url";
     send_error(res, e);
-    return httplib::Server::HandlerResponse::Handled;
-  }));
+  });
   http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
     if (req.path == "/v1/chat/completions" || req.path == "/v1/completions")
       return;  // logged with their usage
@@ -887,13 +939,15 @@ void Gateway::State::routes() {
                   {"status", res.status}});
   });
 
-  http.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
-    proxy(req, res, "/v1/chat/completions");
-  });
-  http.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
-    proxy(req, res, "/v1/completions");
-  });
-  http.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
+  http.route("POST", "/v1/chat/completions",
+             [this](const httplib::Request& req, httplib::Response& res) {
+               proxy(req, res, "/v1/chat/completions");
+             });
+  http.route("POST", "/v1/completions",
+             [this](const httplib::Request& req, httplib::Response& res) {
+               proxy(req, res, "/v1/completions");
+             });
+  http.route("GET", "/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
     auto key = authenticate(req, res);
     if (!key) return;
     json data = json::array();
@@ -903,20 +957,13 @@ void Gateway::State::routes() {
         data.push_back({{"id", m}, {"object", "model"}, {"created", 0}, {"owned_by", "pocket"}});
     res.set_content(json{{"object", "list"}, {"data", data}}.dump(), "application/json");
   });
-  http.Get(R"(/v1/models/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
-    auto key = authenticate(req, res);
-    if (!key) return;
-    const std::string m = req.matches[1];
-    if (std::find(models.begin(), models.end(), m) == models.end() ||
-        (!key->models.empty() &&
-         std::find(key->models.begin(), key->models.end(), m) == key->models.end()))
-      return send_error(res, {404, str("The model '", m, "' does not exist"),
-                              "invalid_request_error", "model_not_found"});
-    res.set_content(
-        json{{"id", m}, {"object", "model"}, {"created", 0}, {"owned_by", "pocket"}}.dump(),
-        "application/json");
-  });
-  http.Get("/v1/usage", [this](const httplib::Request& req, httplib::Response& res) {
+  // Retrieve model: proxied to a backend that serves it (auth, limits, ledger row, metrics),
+  // the cheapest request that takes the gateway's whole path.
+  http.route("GET", R"(/v1/models/(.+))",
+             [this](const httplib::Request& req, httplib::Response& res) {
+               proxy_get(req, res, req.matches[1]);
+             });
+  http.route("GET", "/v1/usage", [this](const httplib::Request& req, httplib::Response& res) {
     auto key = authenticate(req, res);
     if (!key) return;
     flush();
@@ -932,7 +979,7 @@ void Gateway::State::routes() {
               {"total", totals_json(db->totals(key->id, 0))}};
     res.set_content(j.dump(), "application/json");
   });
-  http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+  http.route("GET", "/health", [this](const httplib::Request&, httplib::Response& res) {
     const int64_t now = now_ms();
     int up = 0;
     for (auto& b : backends) up += b->available(now);
@@ -941,7 +988,7 @@ void Gateway::State::routes() {
         json{{"status", up > 0 ? "ok" : "no_backend"}, {"backends_available", up}}.dump(),
         "application/json");
   });
-  http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+  http.route("GET", "/metrics", [this](const httplib::Request&, httplib::Response& res) {
     std::string out = metrics.render();
     const int64_t now = now_ms();
     out += "# TYPE pocket_gateway_backend_outstanding gauge\n";
@@ -979,23 +1026,25 @@ void Gateway::State::routes() {
       }
     };
   };
-  http.Post("/admin/keys", admin_json([this](const httplib::Request& req, httplib::Response& res) {
-              KeyInfo k;
-              k.limits = cfg.default_limits;
-              apply_key_json(req.body.empty() ? json::object() : json::parse(req.body), k);
-              if (k.name.empty()) k.name = "key";
-              auto [rec, secret] = db->create_key(k);
-              reload_keys();
-              json j = key_json(rec);
-              j["key"] = secret;
-              res.status = 201;
-              res.set_content(j.dump(), "application/json");
-            }));
-  http.Get("/admin/keys", admin_json([this](const httplib::Request&, httplib::Response& res) {
-             json arr = json::array();
-             for (const auto& k : db->list_keys()) arr.push_back(key_json(k));
-             res.set_content(json{{"object", "list"}, {"data", arr}}.dump(), "application/json");
-           }));
+  http.route("POST", "/admin/keys",
+             admin_json([this](const httplib::Request& req, httplib::Response& res) {
+               KeyInfo k;
+               k.limits = cfg.default_limits;
+               apply_key_json(req.body.empty() ? json::object() : json::parse(req.body), k);
+               if (k.name.empty()) k.name = "key";
+               auto [rec, secret] = db->create_key(k);
+               reload_keys();
+               json j = key_json(rec);
+               j["key"] = secret;
+               res.status = 201;
+               res.set_content(j.dump(), "application/json");
+             }));
+  http.route("GET", "/admin/keys",
+             admin_json([this](const httplib::Request&, httplib::Response& res) {
+               json arr = json::array();
+               for (const auto& k : db->list_keys()) arr.push_back(key_json(k));
+               res.set_content(json{{"object", "list"}, {"data", arr}}.dump(), "application/json");
+             }));
   auto get_id = [this](const httplib::Request& req,
                        httplib::Response& res) -> std::optional<KeyInfo> {
     auto k = db->get_key(std::stoll(req.matches[1]));
@@ -1004,11 +1053,11 @@ void Gateway::State::routes() {
                        "invalid_request_error", "key_not_found"});
     return k;
   };
-  http.Get(R"(/admin/keys/(\d+))",
-           admin_json([get_id](const httplib::Request& req, httplib::Response& res) {
-             if (auto k = get_id(req, res))
-               res.set_content(key_json(*k).dump(), "application/json");
-           }));
+  http.route("GET", R"(/admin/keys/(\d+))",
+             admin_json([get_id](const httplib::Request& req, httplib::Response& res) {
+               if (auto k = get_id(req, res))
+                 res.set_content(key_json(*k).dump(), "application/json");
+             }));
   auto update = admin_json([this, get_id](const httplib::Request& req, httplib::Response& res) {
     auto k = get_id(req, res);
     if (!k) return;
@@ -1019,31 +1068,33 @@ void Gateway::State::routes() {
     reload_keys();
     res.set_content(key_json(*k).dump(), "application/json");
   });
-  http.Patch(R"(/admin/keys/(\d+))", update);
-  http.Post(R"(/admin/keys/(\d+))", update);
-  http.Delete(R"(/admin/keys/(\d+))",
-              admin_json([this, get_id](const httplib::Request& req, httplib::Response& res) {
-                auto k = get_id(req, res);
-                if (!k) return;
-                db->revoke_key(k->id);
-                reload_keys();
-                k->revoked = true;
-                k->enabled = false;
-                res.set_content(key_json(*k).dump(), "application/json");
-              }));
-  http.Get("/admin/usage", admin_json([this](const httplib::Request& req, httplib::Response& res) {
-             flush();
-             const std::string by = req.has_param("by") ? req.get_param_value("by") : "key";
-             const int64_t key = req.has_param("key") ? std::stoll(req.get_param_value("key")) : -1;
-             const int64_t since =
-                 req.has_param("since_ms") ? std::stoll(req.get_param_value("since_ms")) : 0;
-             res.set_content(json{{"object", "list"},
-                                  {"by", by},
-                                  {"data", db->report(by, key, since)},
-                                  {"total", totals_json(db->totals(key, since))}}
-                                 .dump(),
-                             "application/json");
-           }));
+  http.route("PATCH", R"(/admin/keys/(\d+))", update);
+  http.route("POST", R"(/admin/keys/(\d+))", update);
+  http.route("DELETE", R"(/admin/keys/(\d+))",
+             admin_json([this, get_id](const httplib::Request& req, httplib::Response& res) {
+               auto k = get_id(req, res);
+               if (!k) return;
+               db->revoke_key(k->id);
+               reload_keys();
+               k->revoked = true;
+               k->enabled = false;
+               res.set_content(key_json(*k).dump(), "application/json");
+             }));
+  http.route("GET", "/admin/usage",
+             admin_json([this](const httplib::Request& req, httplib::Response& res) {
+               flush();
+               const std::string by = req.has_param("by") ? req.get_param_value("by") : "key";
+               const int64_t key =
+                   req.has_param("key") ? std::stoll(req.get_param_value("key")) : -1;
+               const int64_t since =
+                   req.has_param("since_ms") ? std::stoll(req.get_param_value("since_ms")) : 0;
+               res.set_content(json{{"object", "list"},
+                                    {"by", by},
+                                    {"data", db->report(by, key, since)},
+                                    {"total", totals_json(db->totals(key, since))}}
+                                   .dump(),
+                               "application/json");
+             }));
 }
 
 Gateway::Gateway(GatewayConfig config) : state_(std::make_unique<State>()) {
@@ -1091,11 +1142,7 @@ void Gateway::run() {
   State& s = *state_;
   s.routes();
   s.check_health();
-  int port = s.cfg.port;
-  if (port == 0)
-    port = s.http.bind_to_any_port(s.cfg.host);
-  else if (!s.http.bind_to_port(s.cfg.host, port))
-    port = -1;
+  const int port = s.http.bind(s.cfg.host, s.cfg.port);
   if (port <= 0) fail("cannot listen on ", s.cfg.host, ":", s.cfg.port);
   s.port = port;
   s.health_thread = std::thread([&s] { s.health_loop(); });
@@ -1106,7 +1153,7 @@ void Gateway::run() {
                "pocket gateway: listening on http://%s:%d (%zu backends, %zu models, limits %s)\n",
                s.cfg.host.c_str(), port, s.backends.size(), s.models.size(),
                s.counters->shared() ? "in redis" : "in process");
-  s.http.listen_after_bind();
+  s.http.serve();
 }
 
 void Gateway::stop() {

@@ -31,20 +31,14 @@ UpstreamPool::~UpstreamPool() {
   for (int fd : idle_) ::close(fd);
 }
 
+// No poll() first to see whether the backend closed it meanwhile: a request on such a
+// connection gets no byte back, and post() sends it again on a new one (it was not read).
 int UpstreamPool::take_idle() {
-  for (;;) {
-    int fd;
-    {
-      std::lock_guard lock(mu_);
-      if (idle_.empty()) return -1;
-      fd = idle_.back();
-      idle_.pop_back();
-    }
-    // An idle connection has nothing to read; readable means the backend closed it.
-    pollfd p{fd, POLLIN | POLLRDHUP, 0};
-    if (::poll(&p, 1, 0) == 0) return fd;
-    ::close(fd);
-  }
+  std::lock_guard lock(mu_);
+  if (idle_.empty()) return -1;
+  const int fd = idle_.back();
+  idle_.pop_back();
+  return fd;
 }
 
 void UpstreamPool::give(int fd) {
@@ -203,12 +197,15 @@ int UpstreamPool::exchange(int fd, const std::string& request, UpstreamResponse&
   }
 }
 
-bool UpstreamPool::post(const std::string& path, const std::string& body, UpstreamResponse& out,
-                        std::string& error, const std::function<bool(int)>& using_fd) {
+bool UpstreamPool::send(const char* method, const std::string& path, const std::string* body,
+                        UpstreamResponse& out, std::string& error,
+                        const std::function<bool(int)>& using_fd) {
   const std::string request =
-      str("POST ", path, " HTTP/1.1\r\nHost: ", host_, ":", port_,
-          "\r\nContent-Type: application/json\r\nContent-Length: ", body.size(),
-          "\r\nConnection: keep-alive\r\n\r\n", body);
+      body ? str(method, " ", path, " HTTP/1.1\r\nHost: ", host_, ":", port_,
+                 "\r\nContent-Type: application/json\r\nContent-Length: ", body->size(),
+                 "\r\nConnection: keep-alive\r\n\r\n", *body)
+           : str(method, " ", path, " HTTP/1.1\r\nHost: ", host_, ":", port_,
+                 "\r\nConnection: keep-alive\r\n\r\n");
   for (int attempt = 0; attempt < 2; attempt++) {
     int fd = attempt == 0 ? take_idle() : -1;
     const bool pooled = fd >= 0;

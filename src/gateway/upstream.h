@@ -32,12 +32,20 @@ class UpstreamPool {
   // watcher may shutdown() it to cut the request; it returns false when the request was cut
   // meanwhile (no new attempt then). False: no answer (error says why).
   bool post(const std::string& path, const std::string& body, UpstreamResponse& out,
-            std::string& error, const std::function<bool(int)>& using_fd = nullptr);
+            std::string& error, const std::function<bool(int)>& using_fd = nullptr) {
+    return send("POST", path, &body, out, error, using_fd);
+  }
+  // The same for a GET (no body).
+  bool get(const std::string& path, UpstreamResponse& out, std::string& error) {
+    return send("GET", path, nullptr, out, error, nullptr);
+  }
 
   const std::string& host() const { return host_; }
   int port() const { return port_; }
 
  private:
+  bool send(const char* method, const std::string& path, const std::string* body,
+            UpstreamResponse& out, std::string& error, const std::function<bool(int)>& using_fd);
   int take_idle();
   int connect_new(std::string& error);
   void give(int fd);

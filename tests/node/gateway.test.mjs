@@ -270,6 +270,30 @@ test('proxy: answers equal the backend, streaming identical to direct, usage.cos
   assert.ok(mine.every((l) => l.status === 200 && l.prompt_tokens === d.usage.prompt_tokens && l.backend.startsWith('http://127.0.0.1:')));
 });
 
+test('retrieve model: proxied to a backend through auth, limits and the ledger', async () => {
+  const k = await newKey(gw.base, { name: 'retrieve', limits: { requests_per_minute: 3 } });
+  const direct = await Promise.all([b1, b2].map(async (b) => (await fetch(`${b.url}/v1/models/${MODEL}`)).json()));
+  const m = await client(gw.base, k.key).models.retrieve(MODEL);
+  assert.equal(m.id, MODEL);
+  // The backend's answer (it stamps its own start time; the gateway's own answer had 0).
+  assert.ok(direct.some((d) => d.created === m.created && d.owned_by === m.owned_by), JSON.stringify({ m, direct }));
+  assert.ok(m.created > 0);
+  await assert.rejects(client(gw.base, 'pk-wrong').models.retrieve(MODEL), (e) => e.status === 401);
+  const unknown = await fetch(`${gw.base}/v1/models/nope`, { headers: { authorization: `Bearer ${k.key}` } });
+  assert.equal(unknown.status, 404);
+  assert.equal((await unknown.json()).error.code, 'model_not_found');
+  // Counted by the key's requests/min like any request: the 4th in a minute is refused
+  // (a minute boundary meanwhile restarts the count, so up to 8 tries).
+  const statuses = [];
+  while (statuses.length < 8 && !statuses.includes(429))
+    statuses.push((await fetch(`${gw.base}/v1/models/${MODEL}`, { headers: { authorization: `Bearer ${k.key}` } })).status);
+  assert.equal(statuses.at(-1), 429, JSON.stringify(statuses));
+  const usage = await admin(gw.base, 'GET', `/admin/usage?by=key&key=${k.id}`);
+  assert.ok(usage.json.total.requests >= 4, JSON.stringify(usage.json));  // ledger rows, 429s too
+  const metrics = await (await fetch(`${gw.base}/metrics`)).text();
+  assert.match(metrics, /pocket_gateway_requests_total\{endpoint="\/v1\/models\/\{model\}",status="200"\} [1-9]/);
+});
+
 test('limits: requests/min, tokens/min, concurrent, budgets trip with 429 + Retry-After and recover', async () => {
   // Trip both minute limits inside one UTC minute, then see them recover when it ends.
   const sec = new Date().getUTCSeconds();
