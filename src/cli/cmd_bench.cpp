@@ -177,6 +177,13 @@ void timed_matmul(const kernels::Mat& w, const float* x, int64_t n_rows, int64_t
   g_profiled_inner.matmul(w, x, n_rows, x_stride, y, y_stride);
 }
 
+// A group is counted under its first product's weight type.
+void timed_matmul_group(const kernels::MatmulOut* outs, int n_outs, const float* x, int64_t n_rows,
+                        int64_t x_stride) {
+  ProfileScope scope(g_matmul_slots[n_outs > 0 ? uint32_t(outs[0].w.type) % 64 : 0]);
+  g_profiled_inner.matmul_group(outs, n_outs, x, n_rows, x_stride);
+}
+
 void install_profiler() {
   g_profiled_inner = kernels::ops();
   static kernels::Ops table;
@@ -187,6 +194,7 @@ void install_profiler() {
     profile_slots().push_back({"matmul " + std::string(gguf::type_name(id))});
   }
   table.matmul = timed_matmul;
+  table.matmul_group = timed_matmul_group;
   wrap<&kernels::Ops::rmsnorm>(table, "rmsnorm");
   wrap<&kernels::Ops::l2norm>(table, "l2norm");
   wrap<&kernels::Ops::softmax>(table, "softmax");

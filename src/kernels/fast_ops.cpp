@@ -23,19 +23,31 @@ void matmul_avx2(const Mat& w, const float* x, int64_t n_rows, int64_t x_stride,
   matmul_at_level(CpuLevel::kAvx2, w, x, n_rows, x_stride, y, y_stride);
 }
 
-Ops make_table(const char* name, decltype(Ops::matmul) matmul) {
+void matmul_group_scalar(const MatmulOut* outs, int n_outs, const float* x, int64_t n_rows,
+                         int64_t x_stride) {
+  matmul_group_at_level(CpuLevel::kScalar, outs, n_outs, x, n_rows, x_stride);
+}
+
+void matmul_group_avx2(const MatmulOut* outs, int n_outs, const float* x, int64_t n_rows,
+                       int64_t x_stride) {
+  matmul_group_at_level(CpuLevel::kAvx2, outs, n_outs, x, n_rows, x_stride);
+}
+
+Ops make_table(const char* name, decltype(Ops::matmul) matmul,
+               decltype(Ops::matmul_group) matmul_group) {
   Ops t = reference_ops();
   t.name = name;
   t.matmul = matmul;
+  t.matmul_group = matmul_group;
   return t;
 }
 
 }  // namespace
 
 const Ops& ops_for_level(CpuLevel level) {
-  static const Ops scalar = make_table("scalar", matmul_scalar);
+  static const Ops scalar = make_table("scalar", matmul_scalar, matmul_group_scalar);
   static const Ops avx2 = [] {
-    Ops t = make_table("avx2", matmul_avx2);
+    Ops t = make_table("avx2", matmul_avx2, matmul_group_avx2);
     t.gated_delta_rule = avx2::gated_delta_rule;
     t.attention = avx2::attention;
     t.rmsnorm = avx2::rmsnorm;

@@ -3,6 +3,7 @@
 #include "kernels/matmul.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <memory>
@@ -28,20 +29,34 @@ constexpr int64_t kMinParallelMacs = 1 << 16;
 constexpr uint64_t kActChunkBytes = 192 * 1024;
 // Weight rows per scheduling unit (a multiple of every kernel's row tile).
 constexpr int64_t kRowGrain = 16;
+// Decode (few activation rows): the threads claim weight rows as they go,
+// each claim about 1 / (2 * threads) of the bytes still unclaimed (long
+// contiguous runs first, for the memory streams), never less than this: the
+// last claim of a group is what one thread may still be doing while the other
+// waits, so the final claims are small (a few microseconds of work).
+constexpr uint64_t kMinClaimBytes = 24 * 1024;
+// From this many activation rows, each product is cut into a few claims per
+// thread instead (prefill: a claim's activation chunks are re-read per claim).
+constexpr int64_t kPrefillRows = 16;
+constexpr int kPrefillClaimsPerThread = 4;
+// Products per group handed to the threads at once (a longer group is split).
+constexpr int kMaxGroup = 8;
 
 bool is_float_type(TensorType t) {
   return t == TensorType::F32 || t == TensorType::F16 || t == TensorType::BF16;
 }
 
 // A growing, 64-byte aligned buffer owned by the calling thread: the quantized
-// activations of the current product (workers only read it).
-uint8_t* act_buffer(uint64_t bytes) {
+// activations of the current product (workers only read it); one per
+// activation format of a group.
+uint8_t* act_buffer(int slot, uint64_t bytes) {
   struct Buffer {
     std::unique_ptr<uint8_t[]> storage;
     uint64_t capacity = 0;
     uint8_t* aligned = nullptr;
   };
-  thread_local Buffer buf;
+  thread_local Buffer bufs[kMaxGroup];
+  Buffer& buf = bufs[slot];
   if (buf.capacity < bytes) {
     const uint64_t capacity = std::max<uint64_t>(bytes, buf.capacity * 3 / 2);
     buf.storage.reset(new uint8_t[capacity + 64]);
@@ -52,49 +67,153 @@ uint8_t* act_buffer(uint64_t bytes) {
   return buf.aligned;
 }
 
-void run_matmul(CpuLevel level, const Mat& w, const float* x, int64_t n_rows, int64_t x_stride,
-                float* y, int64_t y_stride, bool threaded) {
-  if (n_rows <= 0 || w.n_out <= 0) return;
-  const MatmulKernel k = matmul_kernel(level, w.type);
-  if (!k.block)
-    fail("matmul: weight type ", gguf::type_name(w.type), " is not supported at CPU level ",
-         cpu_level_name(level));
-  const int64_t n = w.n_in;
+// Runs the products of a group (at most kMaxGroup, same input rows). Each
+// activation format is quantized once; the weight rows of all products are
+// cut into claims that the threads take in order, so one hand-off serves the
+// whole group. A product's values do not depend on the claims (every weight
+// row is computed by the same kernel code whatever the split, and claims only
+// depend on where they start, not on timing).
+void run_matmul_group(CpuLevel level, const MatmulOut* outs, int n_outs, const float* x,
+                      int64_t n_rows, int64_t x_stride, bool threaded) {
+  if (n_rows <= 0) return;
+  struct Entry {
+    Mat w;
+    float* y;
+    int64_t y_stride;
+    MatmulKernel k;
+    const uint8_t* act;
+    uint64_t act_stride;
+    int64_t act_chunk_rows;  // activation rows per cache chunk
+    int64_t first_row;       // its first weight row in the group's numbering
+  };
+  Entry e[kMaxGroup];
+  int n = 0;
+  int64_t macs = 0;
+  for (int i = 0; i < n_outs; i++) {
+    const MatmulOut& o = outs[i];
+    if (o.w.n_out <= 0) continue;
+    Entry& en = e[n++];
+    en.w = o.w;
+    en.y = o.y;
+    en.y_stride = o.y_stride;
+    en.k = matmul_kernel(level, o.w.type);
+    if (!en.k.block)
+      fail("matmul: weight type ", gguf::type_name(o.w.type), " is not supported at CPU level ",
+           cpu_level_name(level));
+    macs += o.w.n_out * o.w.n_in * n_rows;
+  }
+  if (n == 0) return;
+  const bool parallel =
+      threaded && macs >= kMinParallelMacs && thread_pool().size() > 1 && !ThreadPool::in_task();
 
-  const uint8_t* act;
-  uint64_t act_stride;
-  if (k.quantize_act) {
-    act_stride = k.act_row_bytes(k.act_type, n);
-    uint8_t* buf = act_buffer(uint64_t(n_rows) * act_stride);
+  // Quantize the input once per activation format (and row length).
+  for (int i = 0; i < n; i++) {
+    Entry& en = e[i];
+    if (!en.k.quantize_act) {
+      en.act = reinterpret_cast<const uint8_t*>(x);
+      en.act_stride = uint64_t(x_stride) * 4;
+      continue;
+    }
+    en.act_stride = en.k.act_row_bytes(en.k.act_type, en.w.n_in);
+    en.act = nullptr;
+    for (int j = 0; j < i; j++)
+      if (e[j].k.quantize_act && e[j].k.act_type == en.k.act_type && e[j].w.n_in == en.w.n_in) {
+        en.act = e[j].act;
+        break;
+      }
+    if (en.act) continue;
+    uint8_t* buf = act_buffer(i, uint64_t(n_rows) * en.act_stride);
     auto quantize_rows = [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; r++)
-        k.quantize_act(k.act_type, x + r * x_stride, n, buf + uint64_t(r) * act_stride);
+        en.k.quantize_act(en.k.act_type, x + r * x_stride, en.w.n_in,
+                          buf + uint64_t(r) * en.act_stride);
     };
-    if (threaded && n_rows >= 8)
+    if (parallel && n_rows >= 8)
       parallel_for(n_rows, quantize_rows);
     else
       quantize_rows(0, n_rows);
-    act = buf;
-  } else {
-    act = reinterpret_cast<const uint8_t*>(x);
-    act_stride = uint64_t(x_stride) * 4;
+    en.act = buf;
   }
 
-  const uint64_t row_footprint = k.quantize_act ? act_stride : uint64_t(n) * 4;
-  const int64_t chunk_rows = std::max<int64_t>(
-      4, int64_t(kActChunkBytes / std::max<uint64_t>(1, row_footprint)) & ~int64_t(3));
-  auto weight_rows = [&](int64_t o0, int64_t o1) {
-    for (int64_t r0 = 0; r0 < n_rows; r0 += chunk_rows) {
-      const int64_t nr = std::min(chunk_rows, n_rows - r0);
-      k.block(w.type, w.data + uint64_t(o0) * w.row_bytes, w.row_bytes, o1 - o0,
-              act + uint64_t(r0) * act_stride, act_stride, nr, n, y + r0 * y_stride + o0, y_stride);
+  const int n_threads = parallel ? thread_pool().size() : 1;
+  // Weight rows are numbered across the group: entry i owns [first_row, first_row + n_out).
+  int64_t total_rows = 0;
+  for (int i = 0; i < n; i++) {
+    Entry& en = e[i];
+    const uint64_t row_footprint = en.k.quantize_act ? en.act_stride : uint64_t(en.w.n_in) * 4;
+    en.act_chunk_rows = std::max<int64_t>(
+        4, int64_t(kActChunkBytes / std::max<uint64_t>(1, row_footprint)) & ~int64_t(3));
+    en.first_row = total_rows;
+    total_rows += en.w.n_out;
+  }
+  const bool guided = parallel && n_rows < kPrefillRows;
+
+  auto entry_of = [&](int64_t row) {
+    int i = 0;
+    while (i + 1 < n && e[i + 1].first_row <= row) i++;
+    return i;
+  };
+  // Rows [g0, g1) of the group, inside one entry.
+  auto run_rows = [&](int64_t g0, int64_t g1) {
+    const Entry& en = e[entry_of(g0)];
+    const int64_t o0 = g0 - en.first_row, o1 = g1 - en.first_row;
+    for (int64_t r0 = 0; r0 < n_rows; r0 += en.act_chunk_rows) {
+      const int64_t nr = std::min(en.act_chunk_rows, n_rows - r0);
+      en.k.block(en.w.type, en.w.data + uint64_t(o0) * en.w.row_bytes, en.w.row_bytes, o1 - o0,
+                 en.act + uint64_t(r0) * en.act_stride, en.act_stride, nr, en.w.n_in,
+                 en.y + r0 * en.y_stride + o0, en.y_stride);
     }
   };
-  const int64_t macs = w.n_out * n * n_rows;
-  if (threaded && macs >= kMinParallelMacs)
-    parallel_for_chunked(w.n_out, weight_rows, kRowGrain);
-  else
-    weight_rows(0, w.n_out);
+  // The size of the claim that starts at group row g (rows, a multiple of
+  // kRowGrain unless the entry ends first).
+  auto claim_rows = [&](int64_t g) {
+    const Entry& en = e[entry_of(g)];
+    const int64_t entry_end = en.first_row + en.w.n_out;
+    int64_t rows;
+    if (!parallel) {
+      rows = entry_end - g;
+    } else if (guided) {
+      uint64_t left = 0;  // unclaimed bytes of the group
+      for (int i = 0; i < n; i++) {
+        const int64_t from = std::max(g, e[i].first_row);
+        const int64_t to = e[i].first_row + e[i].w.n_out;
+        if (from < to) left += uint64_t(to - from) * e[i].w.row_bytes;
+      }
+      const uint64_t want = std::max(kMinClaimBytes, left / uint64_t(2 * n_threads));
+      rows = int64_t(want / std::max<uint64_t>(1, en.w.row_bytes));
+    } else {
+      rows = (en.w.n_out + n_threads * kPrefillClaimsPerThread - 1) /
+             (n_threads * kPrefillClaimsPerThread);
+    }
+    rows = std::max(kRowGrain, (rows + kRowGrain - 1) / kRowGrain * kRowGrain);
+    return std::min(rows, entry_end - g);
+  };
+  if (!parallel) {
+    for (int64_t g = 0; g < total_rows;) {
+      const int64_t len = claim_rows(g);
+      run_rows(g, g + len);
+      g += len;
+    }
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  thread_pool().run([&](int, int) {
+    int64_t g = next.load(std::memory_order_relaxed);
+    while (g < total_rows) {
+      const int64_t len = claim_rows(g);
+      if (next.compare_exchange_weak(g, g + len, std::memory_order_relaxed)) {
+        run_rows(g, g + len);
+        g = next.load(std::memory_order_relaxed);
+      }
+    }
+  });
+}
+
+void run_matmul_groups(CpuLevel level, const MatmulOut* outs, int n_outs, const float* x,
+                       int64_t n_rows, int64_t x_stride, bool threaded) {
+  for (int i = 0; i < n_outs; i += kMaxGroup)
+    run_matmul_group(level, outs + i, std::min(kMaxGroup, n_outs - i), x, n_rows, x_stride,
+                     threaded);
 }
 
 }  // namespace
@@ -133,12 +252,19 @@ MatmulKernel matmul_kernel(CpuLevel level, TensorType weight_type) {
 
 void matmul_at_level(CpuLevel level, const Mat& w, const float* x, int64_t n_rows, int64_t x_stride,
                      float* y, int64_t y_stride) {
-  run_matmul(level, w, x, n_rows, x_stride, y, y_stride, /*threaded=*/true);
+  const MatmulOut out{w, y, y_stride};
+  run_matmul_group(level, &out, 1, x, n_rows, x_stride, /*threaded=*/true);
+}
+
+void matmul_group_at_level(CpuLevel level, const MatmulOut* outs, int n_outs, const float* x,
+                           int64_t n_rows, int64_t x_stride) {
+  run_matmul_groups(level, outs, n_outs, x, n_rows, x_stride, /*threaded=*/true);
 }
 
 void matmul_single_thread(CpuLevel level, const Mat& w, const float* x, int64_t n_rows,
                           int64_t x_stride, float* y, int64_t y_stride) {
-  run_matmul(level, w, x, n_rows, x_stride, y, y_stride, /*threaded=*/false);
+  const MatmulOut out{w, y, y_stride};
+  run_matmul_group(level, &out, 1, x, n_rows, x_stride, /*threaded=*/false);
 }
 
 // ---------------------------------------------------------------------------

@@ -60,6 +60,11 @@ MatmulKernel matmul_kernel(CpuLevel level, TensorType weight_type);
 void matmul_at_level(CpuLevel level, const Mat& w, const float* x, int64_t n_rows, int64_t x_stride,
                      float* y, int64_t y_stride);
 
+// Several products of the same input rows in one hand-off to the threads
+// (Ops::matmul_group); results equal one matmul_at_level call per entry.
+void matmul_group_at_level(CpuLevel level, const MatmulOut* outs, int n_outs, const float* x,
+                           int64_t n_rows, int64_t x_stride);
+
 // The same product on the calling thread only (benchmarks, tests).
 void matmul_single_thread(CpuLevel level, const Mat& w, const float* x, int64_t n_rows,
                           int64_t x_stride, float* y, int64_t y_stride);

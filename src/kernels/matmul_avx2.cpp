@@ -24,6 +24,7 @@
 // widened in registers.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -323,6 +324,26 @@ struct WithQ8_0 {
     }
     for (int r = 0; r < RA; r++) out[r] = hsum(acc[r]);
   }
+  // RW weight rows against one activation row (decode): the same arithmetic
+  // per row as dot<1>, but RW independent accumulator chains, so the
+  // one-FMA-per-block chain of a single row no longer sets the pace.
+  template <int RW>
+  static void dot_rows(const uint8_t* w, uint64_t w_row_bytes, const ActRow& a, int64_t n,
+                       float* out) {
+    __m256 acc[RW];
+    for (int k = 0; k < RW; k++) acc[k] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / 32; b++) {
+      const __m256i act = load256(a.qs + 32 * b);
+      const float da = a.d[b];
+      for (int k = 0; k < RW; k++) {
+        const uint8_t* blk = w + uint64_t(k) * w_row_bytes + b * W::kBytes;
+        const __m256i q = W::decode(blk);
+        const __m256i p = dot_u8s8(_mm256_sign_epi8(q, q), _mm256_sign_epi8(act, q));
+        acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(f16_at(blk) * da), acc[k]);
+      }
+    }
+    for (int k = 0; k < RW; k++) out[k] = hsum(acc[k]);
+  }
 };
 
 // ---------------------------------------------------------------------------
@@ -443,6 +464,59 @@ struct Q45K {
     }
     for (int r = 0; r < RA; r++) out[r] = hsum(acc[r]);
   }
+  // RW weight rows against one activation row (decode), each row's arithmetic
+  // that of dot<1>: the rows' scale decoding and accumulator chains overlap.
+  template <int RW>
+  static void dot_rows(const uint8_t* w, uint64_t w_row_bytes, const ActRow& a, int64_t n,
+                       float* out) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m256 acc[RW];
+    for (int k = 0; k < RW; k++) acc[k] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / 256; b++) {
+      const float dy = a.d[b];
+      const __m128i act_sums = load128(a.sums32 + 8 * b);
+      for (int k = 0; k < RW; k++) {
+        const uint8_t* blk = w + uint64_t(k) * w_row_bytes + b * kBytes;
+        const float d = f16_at(blk), dmin = f16_at(blk + 2);
+        uint64_t sc, mn;
+        k4_scales_and_mins(blk + 4, &sc, &mn);
+        const __m256i scales =
+            _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(int64_t(sc))));
+        const __m128i mins = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(int64_t(mn)));
+        const uint8_t* qs = blk + (kFiveBits ? 48 : 16);
+        const __m256i qh = kFiveBits ? load256(blk + 16) : _mm256_setzero_si256();
+        __m256i sumi = _mm256_setzero_si256();
+        unroll<4>([&](auto kc) POCKET_LAMBDA_INLINE {
+          constexpr int j = kc.value;
+          const __m256i q = load256(qs + 32 * j);
+          __m256i lo = _mm256_and_si256(q, m4);
+          __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+          if constexpr (kFiveBits) {
+            const __m256i bit_lo = _mm256_set1_epi8(char(1 << (2 * j)));
+            const __m256i bit_hi = _mm256_set1_epi8(char(2 << (2 * j)));
+            const __m256i five = _mm256_set1_epi8(0x10);
+            lo = _mm256_or_si256(
+                lo,
+                _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit_lo), bit_lo), five));
+            hi = _mm256_or_si256(
+                hi,
+                _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit_hi), bit_hi), five));
+          }
+          const int8_t* aq = a.qs + 256 * b + 64 * j;
+          const __m256i p_lo =
+              dot_u8s8_scaled(lo, load256(aq), _mm256_shuffle_epi8(scales, word_mask(2 * j)));
+          const __m256i p_hi = dot_u8s8_scaled(hi, load256(aq + 32),
+                                               _mm256_shuffle_epi8(scales, word_mask(2 * j + 1)));
+          sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p_lo, p_hi));
+        });
+        const __m128i m = _mm_madd_epi16(mins, act_sums);
+        acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(d * dy), _mm256_cvtepi32_ps(sumi), acc[k]);
+        acc[k] = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * dy),
+                                  _mm256_cvtepi32_ps(_mm256_zextsi128_si256(m)), acc[k]);
+      }
+    }
+    for (int k = 0; k < RW; k++) out[k] = hsum(acc[k]);
+  }
 };
 
 // Q2_K, Q3_K and Q6_K share a shape: 16 sub-blocks of 16; per half h of the
@@ -553,37 +627,44 @@ struct Q3K {
 
 struct Q6K {
   static constexpr TensorType kActType = TensorType::Q8_K;
+  // The integer sums of super-block b (blk) against RA activation rows,
+  // before the offset correction.
+  template <int RA>
+  static POCKET_INLINE void block_sums(const uint8_t* blk, __m256i scales, const ActRow* a,
+                                       int64_t b, __m256i* sumi) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x30);
+    const uint8_t* ql = blk;
+    const uint8_t* qh = blk + 128;
+    for (int r = 0; r < RA; r++) sumi[r] = _mm256_setzero_si256();
+    // u = low four bits (ql) | two high bits (qh) << 4 = n + 32.
+    sixteen_subblocks<RA>(scales, a, b, sumi, [&](int h, auto gc) POCKET_LAMBDA_INLINE {
+      constexpr int g = gc.value;
+      const __m256i l = load256(ql + 64 * h + 32 * (g % 2));
+      const __m256i hb = load256(qh + 32 * h);
+      const __m256i low =
+          g < 2 ? _mm256_and_si256(l, m4) : _mm256_and_si256(_mm256_srli_epi16(l, 4), m4);
+      __m256i high;
+      if constexpr (g == 0)
+        high = _mm256_slli_epi16(hb, 4);
+      else if constexpr (g == 1)
+        high = _mm256_slli_epi16(hb, 2);
+      else if constexpr (g == 2)
+        high = hb;
+      else
+        high = _mm256_srli_epi16(hb, 2);
+      return _mm256_or_si256(low, _mm256_and_si256(high, m2));
+    });
+  }
   template <int RA>
   static void dot(const uint8_t* w, const ActRow* a, int64_t n, float* out) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x30);
     __m256 acc[RA];
     for (int r = 0; r < RA; r++) acc[r] = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / 256; b++) {
       const uint8_t* blk = w + b * 210;
-      const uint8_t* ql = blk;
-      const uint8_t* qh = blk + 128;
       const float d = f16_at(blk + 208);
       const __m256i scales = _mm256_cvtepi8_epi16(load128(blk + 192));
       __m256i sumi[RA];
-      for (int r = 0; r < RA; r++) sumi[r] = _mm256_setzero_si256();
-      // u = low four bits (ql) | two high bits (qh) << 4 = n + 32.
-      sixteen_subblocks<RA>(scales, a, b, sumi, [&](int h, auto gc) POCKET_LAMBDA_INLINE {
-        constexpr int g = gc.value;
-        const __m256i l = load256(ql + 64 * h + 32 * (g % 2));
-        const __m256i hb = load256(qh + 32 * h);
-        const __m256i low =
-            g < 2 ? _mm256_and_si256(l, m4) : _mm256_and_si256(_mm256_srli_epi16(l, 4), m4);
-        __m256i high;
-        if constexpr (g == 0)
-          high = _mm256_slli_epi16(hb, 4);
-        else if constexpr (g == 1)
-          high = _mm256_slli_epi16(hb, 2);
-        else if constexpr (g == 2)
-          high = hb;
-        else
-          high = _mm256_srli_epi16(hb, 2);
-        return _mm256_or_si256(low, _mm256_and_si256(high, m2));
-      });
+      block_sums<RA>(blk, scales, a, b, sumi);
       for (int r = 0; r < RA; r++) {
         const __m256i offset = _mm256_madd_epi16(scales, load256(a[r].bsums + 16 * b));
         sumi[r] = _mm256_sub_epi32(sumi[r], _mm256_slli_epi32(offset, 5));
@@ -592,6 +673,29 @@ struct Q6K {
       }
     }
     for (int r = 0; r < RA; r++) out[r] = hsum(acc[r]);
+  }
+  // RW weight rows against one activation row (decode), each row's arithmetic
+  // that of dot<1> (the LM head of the _m files is Q6_K: the largest matrix).
+  template <int RW>
+  static void dot_rows(const uint8_t* w, uint64_t w_row_bytes, const ActRow& a, int64_t n,
+                       float* out) {
+    __m256 acc[RW];
+    for (int k = 0; k < RW; k++) acc[k] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / 256; b++) {
+      const __m256i bsums = load256(a.bsums + 16 * b);
+      const float dy = a.d[b];
+      for (int k = 0; k < RW; k++) {
+        const uint8_t* blk = w + uint64_t(k) * w_row_bytes + b * 210;
+        const float d = f16_at(blk + 208);
+        const __m256i scales = _mm256_cvtepi8_epi16(load128(blk + 192));
+        __m256i sumi;
+        block_sums<1>(blk, scales, &a, b, &sumi);
+        const __m256i offset = _mm256_madd_epi16(scales, bsums);
+        sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(offset, 5));
+        acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(d * dy), _mm256_cvtepi32_ps(sumi), acc[k]);
+      }
+    }
+    for (int k = 0; k < RW; k++) out[k] = hsum(acc[k]);
   }
 };
 
@@ -1044,11 +1148,23 @@ constexpr Unpacker kUnpacker<Q6K> = unpack_q6_k;
 // (rows are contiguous): keeps more DRAM requests in flight than the hardware
 // prefetcher alone while the kernel computes (decode reads each weight once).
 constexpr int kPrefetchBytes = 4096;
-POCKET_INLINE void prefetch_ahead(const uint8_t* row, uint64_t row_bytes) {
-  const uint8_t* p = row + kPrefetchBytes;
+POCKET_INLINE void prefetch_ahead(const uint8_t* row, uint64_t row_bytes,
+                                  uint64_t distance = kPrefetchBytes) {
+  const uint8_t* p = row + distance;
   for (uint64_t off = 0; off < row_bytes; off += 64)
     _mm_prefetch(reinterpret_cast<const char*>(p + off), _MM_HINT_T0);
 }
+
+// The first kPrefetchBytes of a claim's weights (prefetch_ahead covers the
+// rest): a claim starts where the hardware prefetcher has no stream yet.
+POCKET_INLINE void prefetch_start(const uint8_t* w, uint64_t bytes) {
+  if (bytes > uint64_t(kPrefetchBytes)) bytes = kPrefetchBytes;
+  for (uint64_t off = 0; off < bytes; off += 64)
+    _mm_prefetch(reinterpret_cast<const char*>(w + off), _MM_HINT_T0);
+}
+
+// Weight rows per pass of the decode kernels (dot_rows).
+constexpr int kDecodeRows = 2;
 
 // One weight row against up to four activation rows at a time.
 template <class K>
@@ -1067,6 +1183,25 @@ void integer_block(TensorType, const uint8_t* w, uint64_t w_row_bytes, int64_t n
   }
   const ActLayout L = act_layout(K::kActType, n);
   const int64_t block = weight_block_rows(w_row_bytes);
+  prefetch_start(w, uint64_t(n_out) * w_row_bytes);
+  if constexpr (requires { &K::template dot_rows<kDecodeRows>; }) {
+    if (n_act == 1) {  // decode: kDecodeRows weight rows per pass
+      const ActRow a = act_row(act, L);
+      float out[kDecodeRows];
+      int64_t o = 0;
+      for (; o + kDecodeRows <= n_out; o += kDecodeRows) {
+        const uint8_t* wrow = w + uint64_t(o) * w_row_bytes;
+        prefetch_ahead(wrow, uint64_t(kDecodeRows) * w_row_bytes);
+        K::template dot_rows<kDecodeRows>(wrow, w_row_bytes, a, n, out);
+        for (int k = 0; k < kDecodeRows; k++) y[o + k] = out[k];
+      }
+      for (; o < n_out; o++) {
+        K::template dot_rows<1>(w + uint64_t(o) * w_row_bytes, w_row_bytes, a, n, out);
+        y[o] = out[0];
+      }
+      return;
+    }
+  }
   ActRow rows[4];
   float out[4];
   for (int64_t o0 = 0; o0 < n_out; o0 += block) {
@@ -1183,13 +1318,17 @@ void float_block(TensorType, const uint8_t* w, uint64_t w_row_bytes, int64_t n_o
   // activation groups of the chunk pass over them.
   int64_t block = weight_block_rows(w_row_bytes) * 2 / kFloatRW * kFloatRW;
   if (block < kFloatRW) block = kFloatRW;
+  prefetch_start(w, uint64_t(n_out) * w_row_bytes);
   for (int64_t o0 = 0; o0 < n_out; o0 += block) {
     const int64_t o1 = n_out < o0 + block ? n_out : o0 + block;
     for (int64_t r = 0; r < n_act; r += kFloatRA) {
       const int ra = int(n_act - r < kFloatRA ? n_act - r : kFloatRA);
       for (int64_t o = o0; o < o1; o += kFloatRW) {
         const int rw = int(o1 - o < kFloatRW ? o1 - o : kFloatRW);
-        if (r == 0) prefetch_ahead(w + uint64_t(o) * w_row_bytes, uint64_t(rw) * w_row_bytes);
+        // One tile ahead at least: a tile of wide rows is more than kPrefetchBytes.
+        if (r == 0)
+          prefetch_ahead(w + uint64_t(o) * w_row_bytes, uint64_t(rw) * w_row_bytes,
+                         std::max<uint64_t>(kPrefetchBytes, uint64_t(kFloatRW) * w_row_bytes));
         tiles[rw - 1][ra - 1](w + uint64_t(o) * w_row_bytes, w_row_bytes, x + r * x_stride,
                               x_stride, n, y + r * y_stride + o, y_stride);
       }

@@ -36,7 +36,9 @@ struct Mat {
 
 // Element type of a KV cache.
 enum class KvType : uint8_t { F32, F16 };
-inline uint64_t kv_type_size(KvType t) { return t == KvType::F32 ? 4 : 2; }
+inline uint64_t kv_type_size(KvType t) {
+  return t == KvType::F32 ? 4 : 2;
+}
 
 // One attention layer's K and V for one sequence. Positions live in pages of
 // page_tokens rows each; the rows of page i start at pages[i] + k_offset (K)
@@ -85,6 +87,13 @@ struct DeltaNetShape {
   int64_t d_v = 0;
 };
 
+// One product of a group (Ops::matmul_group): y = W x for the group's input.
+struct MatmulOut {
+  Mat w;
+  float* y = nullptr;
+  int64_t y_stride = 0;
+};
+
 struct Ops {
   const char* name;
 
@@ -92,6 +101,10 @@ struct Ops {
   // (and expanded) once for the whole batch.
   void (*matmul)(const Mat& w, const float* x, int64_t n_rows, int64_t x_stride, float* y,
                  int64_t y_stride);
+  // Several products of the same input rows (q/k/v, gate/up): the same results
+  // as one matmul call per entry, but the threads are handed the work once.
+  void (*matmul_group)(const MatmulOut* outs, int n_outs, const float* x, int64_t n_rows,
+                       int64_t x_stride);
 
   // y = x / sqrt(mean(x^2) + eps) * w   (w may be null: no weight). y may alias x.
   void (*rmsnorm)(const float* x, const float* w, int64_t n, float eps, float* y);
@@ -137,10 +150,10 @@ struct Ops {
   // L2-normed) at q + t*qk_stride and k + t*qk_stride, v row of n_v * d_v,
   // log-decay g and beta rows of n_v. state: n_v matrices S[d_k][d_v], updated
   // in place. out: n_v * d_v per token, S^T q after the update.
-  void (*gated_delta_rule)(const DeltaNetShape& s, int64_t n_tokens, const float* q,
-                           const float* k, int64_t qk_stride, const float* v, int64_t v_stride,
-                           const float* g, const float* beta, int64_t gb_stride, float* state,
-                           float* out, int64_t out_stride);
+  void (*gated_delta_rule)(const DeltaNetShape& s, int64_t n_tokens, const float* q, const float* k,
+                           int64_t qk_stride, const float* v, int64_t v_stride, const float* g,
+                           const float* beta, int64_t gb_stride, float* state, float* out,
+                           int64_t out_stride);
 };
 
 // The scalar reference table.

@@ -12,9 +12,15 @@
 
 namespace pocket::kernels {
 
-float silu(float x) { return x / (1.0f + std::exp(-x)); }
-float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
-float softplus(float x) { return x > 20.0f ? x : std::log1p(std::exp(x)); }
+float silu(float x) {
+  return x / (1.0f + std::exp(-x));
+}
+float sigmoid(float x) {
+  return 1.0f / (1.0f + std::exp(-x));
+}
+float softplus(float x) {
+  return x > 20.0f ? x : std::log1p(std::exp(x));
+}
 
 namespace {
 
@@ -51,6 +57,12 @@ void ref_matmul(const Mat& w, const float* x, int64_t n_rows, int64_t x_stride, 
     }
     for (int64_t r = 0; r < n_rows; r++) y[r * y_stride + o] = dot(wrow, x + r * x_stride, w.n_in);
   }
+}
+
+void ref_matmul_group(const MatmulOut* outs, int n_outs, const float* x, int64_t n_rows,
+                      int64_t x_stride) {
+  for (int i = 0; i < n_outs; i++)
+    ref_matmul(outs[i].w, x, n_rows, x_stride, outs[i].y, outs[i].y_stride);
 }
 
 void ref_rmsnorm(const float* x, const float* w, int64_t n, float eps, float* y) {
@@ -114,9 +126,12 @@ void ref_rope(float* x, int64_t n_heads, int64_t head_dim, const RopeParams& p,
     // Which position component drives pair i (IMROPE interleaving).
     const int64_t s = sec_total > 0 ? i % sec_total : i;
     int64_t which = 3;
-    if (s % 3 == 0 && s < 3 * int64_t(sec[0])) which = 0;
-    else if (s % 3 == 1 && s < 3 * int64_t(sec[1])) which = 1;
-    else if (s % 3 == 2 && s < 3 * int64_t(sec[2])) which = 2;
+    if (s % 3 == 0 && s < 3 * int64_t(sec[0]))
+      which = 0;
+    else if (s % 3 == 1 && s < 3 * int64_t(sec[1]))
+      which = 1;
+    else if (s % 3 == 2 && s < 3 * int64_t(sec[2]))
+      which = 2;
     // The angle in double: positions reach 1e5 and beyond.
     const double freq = std::pow(double(p.theta), -2.0 * double(i) / double(p.n_rot));
     const double angle = double(pos[which]) * freq;
@@ -207,10 +222,10 @@ void ref_conv1d_silu(int64_t n_tokens, int64_t channels, int64_t kernel, const f
   }
 }
 
-void ref_gated_delta_rule(const DeltaNetShape& s, int64_t n_tokens, const float* q,
-                          const float* k, int64_t qk_stride, const float* v, int64_t v_stride,
-                          const float* g, const float* beta, int64_t gb_stride, float* state,
-                          float* out, int64_t out_stride) {
+void ref_gated_delta_rule(const DeltaNetShape& s, int64_t n_tokens, const float* q, const float* k,
+                          int64_t qk_stride, const float* v, int64_t v_stride, const float* g,
+                          const float* beta, int64_t gb_stride, float* state, float* out,
+                          int64_t out_stride) {
   const int64_t dk = s.d_k, dv = s.d_v;
   thread_local std::vector<float> m;
   if (int64_t(m.size()) < dv) m.resize(size_t(dv));
@@ -250,30 +265,26 @@ void ref_gated_delta_rule(const DeltaNetShape& s, int64_t n_tokens, const float*
 }
 
 const Ops kReference = {
-    "reference",
-    ref_matmul,
-    ref_rmsnorm,
-    ref_l2norm,
-    ref_softmax,
-    ref_silu,
-    ref_sigmoid,
-    ref_swiglu,
-    ref_add_rmsnorm,
-    ref_sigmoid_mul,
-    ref_rmsnorm_silu_gate,
-    ref_rope,
-    ref_kv_store,
-    ref_attention,
-    ref_conv1d_silu,
-    ref_gated_delta_rule,
+    "reference",     ref_matmul,           ref_matmul_group,
+    ref_rmsnorm,     ref_l2norm,           ref_softmax,
+    ref_silu,        ref_sigmoid,          ref_swiglu,
+    ref_add_rmsnorm, ref_sigmoid_mul,      ref_rmsnorm_silu_gate,
+    ref_rope,        ref_kv_store,         ref_attention,
+    ref_conv1d_silu, ref_gated_delta_rule,
 };
 
 const Ops* g_active = &kReference;
 
 }  // namespace
 
-const Ops& reference_ops() { return kReference; }
-const Ops& ops() { return *g_active; }
-void set_ops(const Ops& table) { g_active = &table; }
+const Ops& reference_ops() {
+  return kReference;
+}
+const Ops& ops() {
+  return *g_active;
+}
+void set_ops(const Ops& table) {
+  g_active = &table;
+}
 
 }  // namespace pocket::kernels

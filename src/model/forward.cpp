@@ -34,9 +34,12 @@ void for_rows(int64_t n, F&& fn) {
     for (int64_t r = 0; r < n; r++) fn(r);
     return;
   }
-  parallel_for_chunked(n, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; r++) fn(r);
-  }, kRowsPerTask);
+  parallel_for_chunked(
+      n,
+      [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; r++) fn(r);
+      },
+      kRowsPerTask);
 }
 
 }  // namespace
@@ -78,7 +81,8 @@ void Model::forward(const Batch& batch, Workspace& ws) const {
       ws.segments_.push_back({row, len, seg.seq->n_tokens()});
       for (int64_t t = 0; t < len; t++, row++) {
         pos[row] = seg.seq->n_tokens() + t;
-        const bool want = seg.logits == Logits::kAll || (seg.logits == Logits::kLast && t == len - 1);
+        const bool want =
+            seg.logits == Logits::kAll || (seg.logits == Logits::kLast && t == len - 1);
         if (want) {
           ws.rows_.push_back({int32_t(s), int32_t(t)});
           wanted.push_back(row);
@@ -107,9 +111,8 @@ void Model::forward(const Batch& batch, Workspace& ws) const {
   // input norm (or the output norm).
   float* xn = ws.xn.data();
   float* out = ws.out.data();
-  for_rows(n, [&](int64_t r) {
-    k.rmsnorm(x + r * H, layers_[0].attn_norm, H, c.rms_eps, xn + r * H);
-  });
+  for_rows(
+      n, [&](int64_t r) { k.rmsnorm(x + r * H, layers_[0].attn_norm, H, c.rms_eps, xn + r * H); });
   int64_t n_rows = n;  // rows still flowing (the last layer's FFN only needs wanted rows)
   for (size_t il = 0; il < layers_.size(); il++) {
     const Layer& L = layers_[il];
@@ -126,9 +129,8 @@ void Model::forward(const Batch& batch, Workspace& ws) const {
         for (int64_t i = 0; i < H; i++) x[int64_t(w) * H + i] = x[src * H + i] + out[src * H + i];
       }
       n_rows = int64_t(wanted.size());
-      for_rows(n_rows, [&](int64_t r) {
-        k.rmsnorm(x + r * H, L.post_norm, H, c.rms_eps, xn + r * H);
-      });
+      for_rows(n_rows,
+               [&](int64_t r) { k.rmsnorm(x + r * H, L.post_norm, H, c.rms_eps, xn + r * H); });
     } else {
       for_rows(n, [&](int64_t r) {
         k.add_rmsnorm(x + r * H, out + r * H, L.post_norm, H, c.rms_eps, xn + r * H);
@@ -171,9 +173,8 @@ void Model::attention_block(const Layer& L, const Batch& batch, Workspace& ws, i
   float* v = grow(ws.att_v, n * kv_width);
   float* y = grow(ws.att_y, n * q_width);
 
-  k.matmul(w.q, ws.xn.data(), n, H, qg, qg_width);
-  k.matmul(w.k, ws.xn.data(), n, H, kk, kv_width);
-  k.matmul(w.v, ws.xn.data(), n, H, v, kv_width);
+  const kernels::MatmulOut qkv[] = {{w.q, qg, qg_width}, {w.k, kk, kv_width}, {w.v, v, kv_width}};
+  k.matmul_group(qkv, 3, ws.xn.data(), n, H);
 
   // Per-head RMSNorm of q and k, then rotary embedding on their first n_rot dims.
   kernels::RopeParams rope;
@@ -232,10 +233,9 @@ void Model::deltanet_block(const Layer& L, const Batch& batch, Workspace& ws, in
   float* u = grow(ws.dn_u, n * conv_dim);  // after conv + SiLU: q | k | v
   float* o = grow(ws.dn_o, n * value_dim);
 
-  k.matmul(w.qkv, ws.xn.data(), n, H, cin, conv_dim);
-  k.matmul(w.gate, ws.xn.data(), n, H, z, value_dim);
-  k.matmul(w.beta, ws.xn.data(), n, H, beta, n_v);
-  k.matmul(w.alpha, ws.xn.data(), n, H, g, n_v);
+  const kernels::MatmulOut in_proj[] = {
+      {w.qkv, cin, conv_dim}, {w.gate, z, value_dim}, {w.beta, beta, n_v}, {w.alpha, g, n_v}};
+  k.matmul_group(in_proj, 4, ws.xn.data(), n, H);
 
   // Gates per value head: beta = sigmoid(b), log-decay g = a * softplus(alpha + dt_bias).
   k.sigmoid(beta, n * n_v);
@@ -283,8 +283,8 @@ void Model::ffn_block(const Layer& L, Workspace& ws, int64_t n) const {
   const int64_t H = config_.n_embd, F = config_.n_ff;
   float* gate = grow(ws.ff_gate, n * F);
   float* up = grow(ws.ff_up, n * F);
-  k.matmul(L.ffn.gate, ws.xn.data(), n, H, gate, F);
-  k.matmul(L.ffn.up, ws.xn.data(), n, H, up, F);
+  const kernels::MatmulOut gate_up[] = {{L.ffn.gate, gate, F}, {L.ffn.up, up, F}};
+  k.matmul_group(gate_up, 2, ws.xn.data(), n, H);
   k.swiglu(gate, up, gate, n * F);
   k.matmul(L.ffn.down, gate, n, F, ws.out.data(), H);
 }
@@ -342,8 +342,9 @@ void Model::moe_block(const Layer& L, Workspace& ws, int64_t n) const {
           m++;
         }
     if (m == 0) continue;
-    k.matmul(w.expert_gate(e, I), ex, m, H, eg, I);
-    k.matmul(w.expert_up(e, I), ex, m, H, eu, I);
+    const kernels::MatmulOut expert_gate_up[] = {{w.expert_gate(e, I), eg, I},
+                                                 {w.expert_up(e, I), eu, I}};
+    k.matmul_group(expert_gate_up, 2, ex, m, H);
     k.swiglu(eg, eu, eg, m * I);
     k.matmul(w.expert_down(e, H), eg, m, I, eo, H);
     for (int64_t i = 0; i < m; i++) {
@@ -360,8 +361,8 @@ void Model::moe_block(const Layer& L, Workspace& ws, int64_t n) const {
     float* su = grow(ws.ff_up, n * S);
     float* scale = grow(ws.moe_shared_scale, n);
     float* so = grow(ws.moe_out, n * H);
-    k.matmul(w.shared_gate, xn, n, H, sg, S);
-    k.matmul(w.shared_up, xn, n, H, su, S);
+    const kernels::MatmulOut shared_gate_up[] = {{w.shared_gate, sg, S}, {w.shared_up, su, S}};
+    k.matmul_group(shared_gate_up, 2, xn, n, H);
     k.swiglu(sg, su, sg, n * S);
     k.matmul(w.shared_down, sg, n, S, so, H);
     k.matmul(w.shared_scale, xn, n, H, scale, 1);
