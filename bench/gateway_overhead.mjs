@@ -8,7 +8,10 @@
 //   - max request rate of both, C connections per client process for a few seconds.
 //
 //   node bench/gateway_overhead.mjs [--bin build/pocket] [--n 2000] [--gen-n 200]
-//        [--clients 32] [--seconds 3] [--procs 1] [--json]
+//        [--clients 32] [--seconds 3] [--procs 1] [--json] [--wrk]
+//
+// --wrk: the rates are measured with wrk (apt-get install wrk) as the client, procs threads
+// x clients connections.
 //
 // The clients speak HTTP/1.1 over raw sockets (fixed request bytes, responses framed
 // by Content-Length): Node's http module costs more CPU per request than the gateway
@@ -16,13 +19,13 @@
 //
 // Starts its own backend (golden tiny model), gateway (temp SQLite file, a key
 // with no limits) on 127.0.0.1, and stops them at the end.
-import { spawn, fork } from 'node:child_process';
+import { spawn, fork, execFileSync } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
 import { mkdtempSync, writeFileSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 
-const args = { bin: 'build/pocket', n: 2000, genN: 200, clients: 32, seconds: 3, procs: 1, json: false, worker: null };
+const args = { bin: 'build/pocket', n: 2000, genN: 200, clients: 32, seconds: 3, procs: 1, json: false, worker: null, wrk: false };
 for (let i = 2; i < process.argv.length; i++) {
   const k = process.argv[i], v = () => process.argv[++i];
   if (k === '--bin') args.bin = v();
@@ -33,6 +36,7 @@ for (let i = 2; i < process.argv.length; i++) {
   else if (k === '--json') args.json = true;
   else if (k === '--procs') args.procs = Number(v());
   else if (k === '--worker') args.worker = JSON.parse(v());
+  else if (k === '--wrk') args.wrk = true;
   else throw new Error(`unknown option ${k}`);
 }
 const SHARED = process.env.POCKET_SHARED_DIR ?? new URL('../../shared', import.meta.url).pathname;
@@ -182,8 +186,23 @@ async function measured(pids, fn) {
   return { rate: perSecond, cpu_us_per_request: pids.map((p, i) => ((cpuSeconds(p) - before[i]) / total) * 1e6) };
 }
 
+// Rate from wrk (C, epoll: a few us of client CPU per request instead of Node's ~100+, which
+// on 2 shared cores otherwise caps what the servers can show): procs threads x clients
+// connections; any answer that is not 2xx fails the run.
+function rateWrk(port, method, path, headers, body) {
+  const lua = `${dir}/wrk.lua`;
+  writeFileSync(lua, `wrk.method = ${JSON.stringify(method)}\nwrk.body = ${JSON.stringify(body)}\n` +
+    Object.entries(headers).map(([k, v]) => `wrk.headers[${JSON.stringify(k)}] = ${JSON.stringify(v)}\n`).join(''));
+  const out = execFileSync('wrk', ['-t', String(args.procs), '-c', String(args.procs * args.clients), '-d', `${args.seconds}s`,
+    '-s', lua, `http://127.0.0.1:${port}${path}`]).toString();
+  if (/Non-2xx|Socket errors/.test(out)) throw new Error(`wrk: failed requests:\n${out}`);
+  const m = out.match(/(\d+) requests in ([\d.]+)s/);
+  return Number(m[1]) / Number(m[2]);
+}
+
 // Rate over P processes: each runs the loop on its own connections, sends its count.
 async function rateProcs(port, method, path, headers, body) {
+  if (args.wrk) return rateWrk(port, method, path, headers, body);
   if (args.procs <= 1) return rate(port, requestBytes(method, path, headers, body));
   const url = new URL(import.meta.url).pathname;
   const counts = await Promise.all(Array.from({ length: args.procs }, () => new Promise((resolve, reject) => {
@@ -238,7 +257,7 @@ if (args.worker) {
     console.log(`GET /v1/models/{m}    direct p50 ${f(r.retrieve_direct.p50)} ms p99 ${f(r.retrieve_direct.p99)} ms | gateway p50 ${f(r.retrieve_gateway.p50)} ms p99 ${f(r.retrieve_gateway.p99)} ms | added p50 ${f(r.added_retrieve_ms.p50)} p99 ${f(r.added_retrieve_ms.p99)} ms (proxied)`);
     console.log(`completions max_tok 1 direct p50 ${f(r.gen1_direct.p50)} ms p99 ${f(r.gen1_direct.p99)} ms | gateway p50 ${f(r.gen1_gateway.p50)} ms p99 ${f(r.gen1_gateway.p99)} ms | added p50 ${f(r.added_gen1_ms.p50)} p99 ${f(r.added_gen1_ms.p99)} ms`);
     const us = (x) => x.toFixed(0);
-    console.log(`max rate (${args.procs} x ${args.clients} connections, ${args.seconds} s), and server CPU per request:`);
+    console.log(`max rate (${args.wrk ? 'wrk' : 'node'}: ${args.procs} x ${args.clients} connections, ${args.seconds} s), and server CPU per request:`);
     console.log(`  GET /v1/models: direct ${r.rate_models_direct.rate.toFixed(0)} req/s (backend ${us(r.rate_models_direct.cpu_us_per_request[0])} us) | gateway ${r.rate_models_gateway.rate.toFixed(0)} req/s (gateway ${us(r.rate_models_gateway.cpu_us_per_request[0])} us)`);
     console.log(`  GET /v1/models/{m} (proxied): direct ${r.rate_retrieve_direct.rate.toFixed(0)} req/s (backend ${us(r.rate_retrieve_direct.cpu_us_per_request[0])} us) | gateway ${r.rate_retrieve_gateway.rate.toFixed(0)} req/s (gateway ${us(r.rate_retrieve_gateway.cpu_us_per_request[0])} us, backend ${us(r.rate_retrieve_gateway.cpu_us_per_request[1])} us)`);
     console.log(`  completions max_tokens 1: direct ${r.rate_gen1_direct.rate.toFixed(0)} req/s (backend ${us(r.rate_gen1_direct.cpu_us_per_request[0])} us) | gateway ${r.rate_gen1_gateway.rate.toFixed(0)} req/s (gateway ${us(r.rate_gen1_gateway.cpu_us_per_request[0])} us, backend ${us(r.rate_gen1_gateway.cpu_us_per_request[1])} us)`);

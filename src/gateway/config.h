@@ -58,8 +58,8 @@ struct GatewayConfig {
   int health_interval_ms = 1000;
   int max_failures = 3;  // consecutive failures before a backend is ejected
   int eject_ms = 5000;
-  int retries = 2;  // other backends tried when one fails before any byte was sent
-  int http_threads = 64;
+  int retries = 2;         // other backends tried when one fails before any byte was sent
+  int http_threads = 256;  // connections served at once (threads started as needed)
   int64_t upstream_timeout_s = 600;
   Prices prices;
   Limits default_limits;

@@ -173,7 +173,10 @@ int dechunk(const std::string& buf, size_t& pos, std::string& out, size_t max) {
 
 }  // namespace
 
-FrontServer::FrontServer(Options options) : options_(options) {}
+void FrontServer::set_options(Options options) {
+  options_ = options;
+  keep_alive_header_ = "Keep-Alive: timeout=" + std::to_string(options_.idle_timeout_s) + "\r\n";
+}
 
 FrontServer::~FrontServer() {
   stop();
@@ -224,8 +227,6 @@ int FrontServer::bind(const std::string& host, int port) {
 }
 
 void FrontServer::serve() {
-  for (int i = 0; i < std::max(1, options_.threads); i++)
-    threads_.emplace_back([this] { worker(); });
   while (!stopping_) {
     const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) {
@@ -243,12 +244,20 @@ void FrontServer::serve() {
       break;
     }
     waiting_.push_back(fd);
-    cv_.notify_one();
+    // Threads are started as connections need them (up to options_.threads): an idle
+    // keep-alive connection holds one until its client closes it or it times out.
+    if (idle_threads_ < waiting_.size() && threads_.size() < size_t(std::max(1, options_.threads)))
+      threads_.emplace_back([this] { worker(); });
+    else
+      cv_.notify_one();
   }
   stop();
-  for (auto& t : threads_)
-    if (t.joinable()) t.join();
-  threads_.clear();
+  std::vector<std::thread> threads;
+  {
+    std::lock_guard lock(mu_);
+    threads.swap(threads_);
+  }
+  for (auto& t : threads) t.join();
 }
 
 void FrontServer::stop() {
@@ -268,7 +277,9 @@ void FrontServer::worker() {
     int fd;
     {
       std::unique_lock lock(mu_);
+      idle_threads_++;
       cv_.wait(lock, [&] { return stopping_ || !waiting_.empty(); });
+      idle_threads_--;
       if (waiting_.empty()) return;  // stopping
       fd = waiting_.front();
       waiting_.pop_front();
@@ -430,10 +441,14 @@ bool FrontServer::write_answer(int fd, const httplib::Request& req, httplib::Res
     out += value;
     out += "\r\n";
   }
-  if (close)
+  if (close) {
     out += "Connection: close\r\n";
-  else if (req.version == "HTTP/1.0")
-    out += "Connection: keep-alive\r\n";
+  } else {
+    if (req.version == "HTTP/1.0") out += "Connection: keep-alive\r\n";
+    // Clients that honour it (Node's fetch) stop reusing the connection a second before the
+    // server closes it, instead of sending a request into a closing socket.
+    out += keep_alive_header_;
+  }
   if (streamed) {
     out += "Transfer-Encoding: chunked\r\n\r\n";
     if (!send_all(fd, out.data(), out.size())) return false;

@@ -26,19 +26,19 @@ class FrontServer {
  public:
   using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
   struct Options {
-    int threads = 64;  // connections served at once, one thread each; more wait for one
+    int threads = 256;  // connections served at once, one thread each; more wait for one
     size_t max_header_bytes = 64 << 10;  // request line + headers (431 beyond)
     size_t max_body_bytes = 64 << 20;    // 413 beyond
-    int idle_timeout_s = 2;  // an idle keep-alive connection (or a stalled request) is closed
+    int idle_timeout_s = 5;  // an idle keep-alive connection (or a stalled request) is closed
     int write_timeout_s = 30;
   };
 
-  explicit FrontServer(Options options);
+  explicit FrontServer(Options options) { set_options(options); }
   ~FrontServer();
   FrontServer(const FrontServer&) = delete;
   FrontServer& operator=(const FrontServer&) = delete;
 
-  Options& options() { return options_; }  // before serve()
+  void set_options(Options options);  // before serve()
 
   // An exact path, or (a pattern with '(') a regex matched against the whole path, its
   // groups in req.matches.
@@ -81,6 +81,8 @@ class FrontServer {
   std::deque<int> waiting_;  // accepted, not yet taken by a thread
   std::set<int> open_;       // connections being served
   std::vector<std::thread> threads_;
+  size_t idle_threads_ = 0;  // waiting for a connection
+  std::string keep_alive_header_;
 };
 
 }  // namespace pocket::gateway

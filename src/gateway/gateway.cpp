@@ -105,9 +105,16 @@ struct Upstream {
 
 class Metrics {
  public:
-  void add(const std::string& series, double v) {
+  void add(std::string_view series, double v) { add({{series, v}}); }
+  // Several series under one lock (a request adds ~9).
+  void add(std::initializer_list<std::pair<std::string_view, double>> items) {
     std::lock_guard lock(mu_);
-    values_[series] += v;
+    for (const auto& [series, v] : items) {
+      if (auto it = values_.find(series); it != values_.end())
+        it->second += v;
+      else
+        values_.emplace(std::string(series), v);
+    }
   }
   std::string render() {
     std::lock_guard lock(mu_);
@@ -123,7 +130,7 @@ class Metrics {
 
  private:
   std::mutex mu_;
-  std::map<std::string, double> values_;
+  std::map<std::string, double, std::less<>> values_;
 };
 
 std::string esc(const std::string& s) {
@@ -386,20 +393,23 @@ void Gateway::State::finish(Call& c, int status) {
   row.cost_cloud = c.cost.cloud;
   row.prompt = c.prompt;
   record(std::move(row));
-  metrics.add(
-      str("pocket_gateway_requests_total{endpoint=\"", c.endpoint, "\",status=\"", status, "\"}"),
-      1);
-  metrics.add("pocket_gateway_request_seconds_sum", latency_ms / 1e3);
-  metrics.add("pocket_gateway_request_seconds_count", 1);
-  metrics.add(str("pocket_gateway_tokens_total{kind=\"prompt\",model=\"", esc(c.model), "\"}"),
-              double(c.prompt_tokens));
-  metrics.add(str("pocket_gateway_tokens_total{kind=\"cached\",model=\"", esc(c.model), "\"}"),
-              double(c.cached_tokens));
-  metrics.add(str("pocket_gateway_tokens_total{kind=\"completion\",model=\"", esc(c.model), "\"}"),
-              double(c.completion_tokens));
-  metrics.add("pocket_gateway_energy_joules_total", c.cost.energy_j);
-  metrics.add("pocket_gateway_cost_local_dollars_total", c.cost.local);
-  metrics.add("pocket_gateway_cost_cloud_dollars_total", c.cost.cloud);
+  // Labels by concatenation: str() builds an ostringstream (a locale) per call.
+  const std::string model = esc(c.model);
+  metrics.add({{"pocket_gateway_requests_total{endpoint=\"" + c.endpoint + "\",status=\"" +
+                    std::to_string(status) + "\"}",
+                1},
+               {"pocket_gateway_request_seconds_sum", latency_ms / 1e3},
+               {"pocket_gateway_request_seconds_count", 1},
+               {"pocket_gateway_tokens_total{kind=\"prompt\",model=\"" + model + "\"}",
+                double(c.prompt_tokens)},
+               {"pocket_gateway_tokens_total{kind=\"cached\",model=\"" + model + "\"}",
+                double(c.cached_tokens)},
+               {"pocket_gateway_tokens_total{kind=\"completion\",model=\"" + model + "\"}",
+                double(c.completion_tokens)},
+               {"pocket_gateway_energy_joules_total", c.cost.energy_j},
+               {"pocket_gateway_cost_local_dollars_total", c.cost.local},
+               {"pocket_gateway_cost_cloud_dollars_total", c.cost.cloud}});
+  if (!log) return;  // (the line's JSON is not built for nobody)
   access_log({{"ts_ms", c.ts_ms},
               {"key_id", c.key.id},
               {"path", c.endpoint},
@@ -575,7 +585,7 @@ void Gateway::State::seed_limits() {
 
 // Limits: false when refused (answered 429 or 503, recorded); else the call is in flight.
 bool Gateway::State::admit(Call& call, httplib::Response& res) {
-  call.holder = str(instance_id, ":", next_call++);
+  call.holder = instance_id + ":" + std::to_string(next_call++);
   std::optional<LimitHit> hit;
   try {
     hit = limiter->admit(call.key.id, call.key.limits, call.ts_s, call.holder, cfg.slot_lease_ms);
@@ -913,8 +923,10 @@ int Gateway::State::try_stream(const std::shared_ptr<Call>& call, Backend* b,
 }
 
 void Gateway::State::routes() {
-  http.options().threads = cfg.http_threads;
-  http.options().max_body_bytes = 64 << 20;
+  FrontServer::Options front;
+  front.threads = cfg.http_threads;
+  front.max_body_bytes = 64 << 20;
+  http.set_options(front);
   http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     ApiError e{res.status, str("HTTP ", res.status), "invalid_request_error", ""};
     if (res.status == 404)
