@@ -1,9 +1,20 @@
 // Reference quantized dot products (spec/gguf.md §8): exact integer sums inside
 // each block pair, scaled in f32, accumulated over blocks in f32.
+#include <cmath>
+
 #include "quant/blocks.h"
 #include "quant/quant_impl.h"
 
 namespace pocket::quant::detail {
+
+// std::fma is one instruction where the CPU has FMA, else a slow library
+// call: the Q8_0-activation dot products get a copy compiled for FMA, chosen
+// at load time (the result is the same bit for bit either way).
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define POCKET_FMA_CLONES [[gnu::target_clones("fma", "default")]]
+#else
+#define POCKET_FMA_CLONES
+#endif
 
 namespace {
 
@@ -11,19 +22,33 @@ inline int nibble32(const uint8_t* qs, int e) {
   return e < 16 ? (qs[e] & 0x0F) : (qs[e - 16] >> 4);
 }
 
-// Q4_0/Q5_0/Q8_0/IQ4_NL times Q8_0: f32(sumi) · dw · da per block, where
-// WeightQuants(block, e) is the signed integer weight quant.
+// Q4_0/Q5_0/Q8_0/IQ4_NL times Q8_0, where WeightQuant(block, e) is the signed
+// integer weight quant. The f32 steps are those of ggml's AVX2 kernel (and of
+// kernels/matmul_avx2.cpp): eight lanes, lane l holding the exact integer sum
+// of elements 4l..4l+3 of each block, accumulated over blocks as
+// fma(f32(lane sum), dw·da, acc) (dw·da rounded first), then the lanes summed
+// as (l0+l4)+(l2+l6) + (l1+l5)+(l3+l7). The order matters beyond f32 noise:
+// the output goes straight into the residual stream, and a one-ulp difference
+// there moves a later activation quant across a rounding boundary now and
+// then. With this order the golden Q8_0 model's 8-bit-activation logits are
+// the reference's bit for bit (golden README section 2; runtime/golden_test).
 template <typename Block, typename WeightQuant>
-float dot_with_q8_0(const uint8_t* w, const uint8_t* a, int64_t nb, WeightQuant quant) {
+[[gnu::always_inline]] inline float dot_with_q8_0(const uint8_t* w, const uint8_t* a, int64_t nb,
+                                                  WeightQuant quant) {
   const auto* wb = reinterpret_cast<const Block*>(w);
   const auto* ab = reinterpret_cast<const BlockQ8_0*>(a);
-  float sum = 0.0f;
+  float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   for (int64_t b = 0; b < nb; ++b) {
-    int sumi = 0;
-    for (int e = 0; e < kQK; ++e) sumi += quant(wb[b], e) * ab[b].qs[e];
-    sum += float(sumi) * load_f16(wb[b].d) * load_f16(ab[b].d);
+    const float scale = load_f16(wb[b].d) * load_f16(ab[b].d);
+    int products[kQK];
+    for (int e = 0; e < kQK; ++e) products[e] = quant(wb[b], e) * ab[b].qs[e];
+    for (int l = 0; l < 8; ++l) {
+      const int* p = products + 4 * l;
+      lanes[l] = std::fma(float((p[0] + p[1]) + (p[2] + p[3])), scale, lanes[l]);
+    }
   }
-  return sum;
+  return ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6])) +
+         ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]));
 }
 
 // Q4_1/Q5_1 times Q8_1: (dw·da)·sumi + mw·s, with s = da·Σqa stored in the activation.
@@ -51,22 +76,22 @@ inline int bsum(const BlockQ8_K& a, int k) {
 
 }  // namespace
 
-float vec_dot_q4_0_q8_0(const uint8_t* w, const uint8_t* a, int64_t nb) {
+POCKET_FMA_CLONES float vec_dot_q4_0_q8_0(const uint8_t* w, const uint8_t* a, int64_t nb) {
   return dot_with_q8_0<BlockQ4_0>(
       w, a, nb, [](const BlockQ4_0& blk, int e) { return nibble32(blk.qs, e) - 8; });
 }
 
-float vec_dot_q5_0_q8_0(const uint8_t* w, const uint8_t* a, int64_t nb) {
+POCKET_FMA_CLONES float vec_dot_q5_0_q8_0(const uint8_t* w, const uint8_t* a, int64_t nb) {
   return dot_with_q8_0<BlockQ5_0>(
       w, a, nb, [](const BlockQ5_0& blk, int e) { return q5_quant(blk.qh, blk.qs, e) - 16; });
 }
 
-float vec_dot_q8_0_q8_0(const uint8_t* w, const uint8_t* a, int64_t nb) {
+POCKET_FMA_CLONES float vec_dot_q8_0_q8_0(const uint8_t* w, const uint8_t* a, int64_t nb) {
   return dot_with_q8_0<BlockQ8_0>(w, a, nb,
                                   [](const BlockQ8_0& blk, int e) { return int(blk.qs[e]); });
 }
 
-float vec_dot_iq4_nl_q8_0(const uint8_t* w, const uint8_t* a, int64_t nb) {
+POCKET_FMA_CLONES float vec_dot_iq4_nl_q8_0(const uint8_t* w, const uint8_t* a, int64_t nb) {
   return dot_with_q8_0<BlockIQ4_NL>(
       w, a, nb, [](const BlockIQ4_NL& blk, int e) { return int(kIQ4Values[nibble32(blk.qs, e)]); });
 }
