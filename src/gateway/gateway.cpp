@@ -211,10 +211,8 @@ struct Gateway::State {
   // Non-streaming requests waiting for their backend: a client that goes away closes the
   // upstream connection, which cancels the generation in `pocket serve`.
   struct Watch {
-    const httplib::Request* req;
-    Clock::time_point since;
+    int fd = -1;           // the client's socket (our HTTP server knows it)
     int upstream_fd = -1;  // the connection to the backend in use
-    int fd = -2;           // the client's socket once found (-1: not found)
     bool cancelled = false;
   };
   std::mutex watch_mu;
@@ -229,7 +227,7 @@ struct Gateway::State {
   void proxy(const httplib::Request& req, httplib::Response& res, const std::string& endpoint);
   void proxy_get(const httplib::Request& req, httplib::Response& res, const std::string& model);
   bool try_plain(const std::shared_ptr<Call>& call, Backend* b, const std::string& body,
-                 httplib::Response& res, const httplib::Request& req);
+                 httplib::Response& res);
   int try_stream(const std::shared_ptr<Call>& call, Backend* b, const std::string& body,
                  httplib::Response& res);
   void take_usage(Call& c, nlohmann::ordered_json& usage);
@@ -500,36 +498,15 @@ void Gateway::State::health_loop() {
   }
 }
 
-// Every 50 ms: the client sockets of non-streaming requests that have waited that long are
-// found (once) and polled; a closed one cuts its upstream connection.
+// Every 50 ms: the client sockets of non-streaming requests waiting for their backend are
+// polled; a closed one cuts its upstream connection.
 void Gateway::State::watch_loop() {
   while (!stopping) {
     {
       std::unique_lock lock(stop_mu);
       stop_cv.wait_for(lock, std::chrono::milliseconds(50), [&] { return stopping.load(); });
     }
-    const auto now = Clock::now();
-    // Sockets are looked up outside the lock (a scan of /proc/self/fd), so handlers that
-    // register meanwhile do not wait for it. A watch still present afterwards means its
-    // handler still waits, so its connection (and descriptor) is still open.
-    struct Lookup {
-      int64_t id;
-      std::string local_addr, remote_addr;
-      int local_port, remote_port, fd = -1;
-    };
-    std::vector<Lookup> lookups;
-    {
-      std::lock_guard lock(watch_mu);
-      for (auto& [id, w] : watches)
-        if (w.fd == -2 && now - w.since >= std::chrono::milliseconds(50))
-          lookups.push_back(
-              {id, w.req->local_addr, w.req->remote_addr, w.req->local_port, w.req->remote_port});
-    }
-    for (auto& l : lookups)
-      l.fd = server::find_tcp_socket(l.local_addr, l.local_port, l.remote_addr, l.remote_port);
     std::lock_guard lock(watch_mu);
-    for (const auto& l : lookups)
-      if (auto it = watches.find(l.id); it != watches.end()) it->second.fd = l.fd;
     for (auto& [id, w] : watches) {
       if (w.cancelled || w.fd < 0) continue;
       if (server::peer_closed(w.fd)) {
@@ -672,7 +649,7 @@ void Gateway::State::proxy(const httplib::Request& req, httplib::Response& res,
     b->requests++;
     call->outstanding_at_start = ++b->outstanding;
     if (!call->stream) {
-      if (try_plain(call, b, upstream_body, res, req)) return;
+      if (try_plain(call, b, upstream_body, res)) return;
     } else {
       const int r = try_stream(call, b, upstream_body, res);
       if (r != 0) return;
@@ -737,15 +714,11 @@ void Gateway::State::proxy_get(const httplib::Request& req, httplib::Response& r
 
 // Non-streaming: one round trip on a pooled keep-alive connection. False: retry elsewhere.
 bool Gateway::State::try_plain(const std::shared_ptr<Call>& call, Backend* b,
-                               const std::string& body, httplib::Response& res,
-                               const httplib::Request& req) {
+                               const std::string& body, httplib::Response& res) {
   const int64_t watch_id = next_watch++;
   {
     std::lock_guard lock(watch_mu);
-    Watch w{&req, Clock::now()};
-    // Our own server knows the client's socket; else it is looked up by its addresses.
-    if (const int client = FrontServer::current_socket(); client >= 0) w.fd = client;
-    watches[watch_id] = w;
+    watches[watch_id] = Watch{FrontServer::current_socket()};
   }
   UpstreamResponse r;
   std::string error;
