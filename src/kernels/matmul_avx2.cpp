@@ -277,6 +277,8 @@ void quantize_act(TensorType act_type, const float* x, int64_t n, uint8_t* row) 
 // ---------------------------------------------------------------------------
 // Weights with Q8_0 activations: Q8_0, Q4_0, Q5_0, IQ4_NL. decode() gives the
 // 32 signed integer weights of a block; the f16 scale is its first field.
+// Every kernel of these keeps quant::vec_dot's f32 order (lane l = elements
+// 4l..4l+3, fma with dw * da, hsum): the tests require the same bits.
 
 struct Q8_0Weights {
   static constexpr int kBytes = 34;
