@@ -109,6 +109,11 @@ class OpsScope {
 // With the old f32 order of the scalar dot product (f32(sumi)·dw·da, one
 // running sum) no step of any prompt was identical and steps[0] of the longer
 // prompts was already off by 0.03-0.5 (3 argmax flips in the first 4 steps).
+// The same test of identity settles the rest of the scheme: the reference
+// quantizes the activations of every Q8_0 matrix (also output and ssm_alpha /
+// ssm_beta: with f32 activations there, no step is identical) with id =
+// 127/amax from the f32 amax (1/fp16(d): none identical); a single f32 or f64
+// running sum over blocks gives none identical either.
 // Checked here: at least a quarter of all steps identical, and where steps[0]
 // is, the full last-prompt logits too (both golden ones are: 0 of 2007 differ).
 // The README's loose check still holds on the first 4 steps of every prompt:
