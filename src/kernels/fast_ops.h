@@ -4,6 +4,8 @@
 //   scalar: matmul threaded, integer dot products of quant::vec_dot on
 //           quantized activations (float weights: the reference arithmetic);
 //           everything else the reference.
+//   (every level: matmul_group runs several products of one input in one
+//   hand-off to the threads, kernels/matmul.h)
 //   avx2:   AVX2/FMA/F16C matmul for every weight type (kernels/matmul.h), and
 //           gated_delta_rule (chunked for prefill), attention (blocked, online
 //           softmax), rmsnorm, l2norm,
