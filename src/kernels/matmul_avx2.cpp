@@ -1327,10 +1327,7 @@ void float_block(TensorType, const uint8_t* w, uint64_t w_row_bytes, int64_t n_o
       const int ra = int(n_act - r < kFloatRA ? n_act - r : kFloatRA);
       for (int64_t o = o0; o < o1; o += kFloatRW) {
         const int rw = int(o1 - o < kFloatRW ? o1 - o : kFloatRW);
-        // One tile ahead at least: a tile of wide rows is more than kPrefetchBytes.
-        if (r == 0)
-          prefetch_ahead(w + uint64_t(o) * w_row_bytes, uint64_t(rw) * w_row_bytes,
-                         std::max<uint64_t>(kPrefetchBytes, uint64_t(kFloatRW) * w_row_bytes));
+        if (r == 0) prefetch_ahead(w + uint64_t(o) * w_row_bytes, uint64_t(rw) * w_row_bytes);
         tiles[rw - 1][ra - 1](w + uint64_t(o) * w_row_bytes, w_row_bytes, x + r * x_stride,
                               x_stride, n, y + r * y_stride + o, y_stride);
       }
