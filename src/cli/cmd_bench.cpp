@@ -53,7 +53,7 @@ options:
   -r, --repetitions R    measured runs per test (default 5)
   --batch B              sequences decoding together in the tg test (default 1)
   --ubatch U             prompt tokens per forward call (default P)
-  --kv-type f16|f32      KV cache type (default f16)
+  --kv-type f16|f32|q8_0 KV cache type (default f16)
   --cpu-level L          use kernels up to level L (scalar, avx2, avx512)
   --reference            reference kernels (exact f32 activations, one thread)
   --no-bandwidth         skip the bandwidth measurement
@@ -515,11 +515,12 @@ int cmd_bench(int argc, char** argv) {
 
   if (kernel_types) return run_kernel_bench(*kernel_types, n_prompt, decode_mib, reps, json);
   if (!model_path) fail("-m FILE is required (or --kernels TYPES); see pocket bench --help");
-  if (kv != "f16" && kv != "f32") fail("--kv-type: expected f16 or f32, got '", kv, "'");
+  kernels::KvType kv_type = kernels::KvType::F16;
+  if (!kernels::kv_type_from_name(kv, kv_type))
+    fail("--kv-type: expected f16, f32 or q8_0, got '", kv, "'");
 
   const auto model = model::Model::load(*model_path);
-  runtime::KvPool pool(*model,
-                       {.kv_type = kv == "f16" ? kernels::KvType::F16 : kernels::KvType::F32});
+  runtime::KvPool pool(*model, {.kv_type = kv_type});
   uint64_t params = 0;
   for (const auto& t : model->file().tensors()) params += t.n_elements;
   const std::string model_name = model->file().has("general.name")

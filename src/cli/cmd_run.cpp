@@ -38,7 +38,8 @@ namespace pocket::cli {
 
 namespace {
 
-const char* kUsage = R"(usage: pocket run -m FILE (-p TEXT | --file F | --prompt-ids 1,2,3) [options]
+const char* kUsage =
+    R"(usage: pocket run -m FILE (-p TEXT | --file F | --prompt-ids 1,2,3) [options]
 
 prompt:
   -p, --prompt TEXT        prompt text
@@ -62,7 +63,7 @@ generation:
   --ignore-eos             do not stop at end-of-generation tokens
 runtime:
   --ctx N                  context length (default min(4096, the model's))
-  --kv-type f32|f16        KV cache element type (default f32)
+  --kv-type f32|f16|q8_0   KV cache element type (default f32; q8_0: head size % 32 == 0)
   -t, --threads N          worker threads (default: physical cores)
   --reference              exact scalar f32 kernels instead of the fast SIMD ones
   --batch N                prompt tokens per forward call (default 512)
@@ -188,7 +189,9 @@ int cmd_run(int argc, char** argv) {
   if ((think || no_think || !system.empty()) && !chat) fail("--system, --think and --no-think need --chat");
   if (n_predict < 0) fail("-n must be >= 0");
   if (gen.top_logprobs < 0) fail("--top-logprobs must be >= 0");
-  if (kv_type != "f32" && kv_type != "f16") fail("--kv-type must be f32 or f16, got '", kv_type, "'");
+  runtime::KvPoolOptions kv;
+  if (!kernels::kv_type_from_name(kv_type, kv.kv_type))
+    fail("--kv-type must be f32, f16 or q8_0, got '", kv_type, "'");
 
   const auto t_load = std::chrono::steady_clock::now();
   std::unique_ptr<model::Model> model = model::Model::load(path);
@@ -218,9 +221,8 @@ int cmd_run(int argc, char** argv) {
   if (prompt.empty()) fail("the prompt is empty");
   if (!ignore_eos) gen.stop_ids = stop_ids(tokenizer);
 
-  const int64_t n_ctx = ctx_arg > 0 ? ctx_arg : std::min<int64_t>(4096, model->config().n_ctx_train);
-  runtime::KvPoolOptions kv;
-  kv.kv_type = kv_type == "f16" ? runtime::KvType::F16 : runtime::KvType::F32;
+  const int64_t n_ctx =
+      ctx_arg > 0 ? ctx_arg : std::min<int64_t>(4096, model->config().n_ctx_train);
   runtime::KvPool pool(*model, kv);
   runtime::Sequence seq(*model, pool, n_ctx);
   if (int64_t(prompt.size()) > n_ctx)

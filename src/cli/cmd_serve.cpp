@@ -34,7 +34,7 @@ const char* kUsage = R"(usage: pocket serve [-m FILE] [options]
   --max-body-bytes N      largest request body (default 8 MiB)
   --default-max-tokens N  generation limit when a request gives none (default 2048)
   --threads N             compute threads (default: physical cores)
-  --kv-type f16|f32       KV cache element type (default f16)
+  --kv-type f16|f32|q8_0  KV cache element type (default f16)
   --config FILE           TOML file with the same settings (keys: model, host, port,
                           parallel, ctx, step_tokens, max_queue, api_key, api_key_file,
                           think, max_body_bytes, default_max_tokens, threads, kv_type,

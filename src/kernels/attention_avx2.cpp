@@ -3,7 +3,7 @@
 //
 // A work item is one KV head and a block of up to kQueryTokens consecutive
 // query tokens: its rows are every (token, query head of the group) pair, so a
-// K or V row is converted (f16 -> f32) and read once for all of them. Keys are
+// K or V row is converted (f16 or Q8_0 -> f32) and read once for all of them. Keys are
 // visited in blocks of kKeyBlock positions up to the item's last position:
 //   scores = Q K_blk^T * scale       (4 x 3 dot-product tiles)
 //   running max / sum per row, O rescaled when the max grows
@@ -24,6 +24,7 @@
 
 #include "kernels/avx2_math.h"
 #include "kernels/fast_kernels.h"
+#include "util/fp16.h"
 #include "util/thread_pool.h"
 
 namespace pocket::kernels::avx2 {
@@ -82,10 +83,26 @@ POCKET_AVX2 void dot_products(int64_t D, const float* A, int64_t lda, int64_t n_
   }
 }
 
-// One cached row's slice for a KV head, as f32.
+// One cached row's slice for a KV head, as f32. Q8_0 is expanded block by
+// block (d * q, exactly quant::dequantize_row's product), so the tiles below
+// stay f32. A faster Q8_0 path would quantize the queries to Q8_0 too and take
+// Q K^T as int8 dot products (maddubs) scaled by d_q * d_k, and fold the V
+// scales into the probabilities, without the f32 scratch.
 POCKET_AVX2 inline void load_kv_row(KvType type, const uint8_t* src, int64_t n, float* dst) {
   if (type == KvType::F32) {
     std::memcpy(dst, src, size_t(n) * 4);
+    return;
+  }
+  if (type == KvType::Q8_0) {
+    for (int64_t b = 0; b < n / 32; b++, src += 34, dst += 32) {
+      uint16_t d16;
+      std::memcpy(&d16, src, 2);
+      const __m256 d = _mm256_set1_ps(f16_to_f32(d16));
+      for (int i = 0; i < 32; i += 8) {
+        const __m128i q8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + 2 + i));
+        _mm256_storeu_ps(dst + i, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8))));
+      }
+    }
     return;
   }
   const auto* h = reinterpret_cast<const uint16_t*>(src);
@@ -125,7 +142,7 @@ POCKET_AVX2 void attend_block(const AttentionShape& s, const float* q, int64_t q
   std::fill(b.max.begin(), b.max.begin() + rows, -INFINITY);
   std::fill(b.sum.begin(), b.sum.begin() + rows, 0.0f);
 
-  const uint64_t head_offset = uint64_t(m * D) * kv_type_size(kv.type);
+  const uint64_t head_offset = kv_bytes(kv.type, m * D);
   const int64_t n_keys = pos0 + t0 + n_t;  // positions the last token sees
   const __m256 lane = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7);
   for (int64_t p0 = 0; p0 < n_keys; p0 += kKeyBlock) {
@@ -181,7 +198,7 @@ POCKET_AVX2 void attend_block(const AttentionShape& s, const float* q, int64_t q
 
 void attention(const AttentionShape& s, const float* q, int64_t q_stride, int64_t n_tokens,
                int64_t pos0, const KvView& kv, float* out, int64_t out_stride) {
-  if (s.head_dim % 8 != 0 || n_tokens <= 0) {
+  if (s.head_dim % 8 != 0 || n_tokens <= 0 || (kv.type == KvType::Q8_0 && s.head_dim % 32 != 0)) {
     reference_ops().attention(s, q, q_stride, n_tokens, pos0, kv, out, out_stride);
     return;
   }

@@ -144,7 +144,7 @@ TEST(Kernels, AttentionMatchesSoftmaxFormulaWithPagedF32AndF16Cache) {
   const std::vector<float> k = randn(size_t(n_pos * row), 7), v = randn(size_t(n_pos * row), 8);
   const std::vector<float> q = randn(size_t(n_pos * s.n_head * s.head_dim), 9);
   for (KvType type : {KvType::F32, KvType::F16}) {
-    const uint64_t rb = uint64_t(row) * kv_type_size(type);
+    const uint64_t rb = kv_bytes(type, row);
     std::vector<std::vector<uint8_t>> pages(4, std::vector<uint8_t>(size_t(2 * page * rb)));
     std::vector<uint8_t*> ptrs;
     for (auto& pg : pages) ptrs.push_back(pg.data());
@@ -174,6 +174,53 @@ TEST(Kernels, AttentionMatchesSoftmaxFormulaWithPagedF32AndF16Cache) {
           EXPECT_NEAR(out[size_t(t * qw + j * s.head_dim + i)], o, tol);
         }
       }
+  }
+}
+
+// A Q8_0 cache holds exactly GGUF Q8_0 blocks of each row, and attention over
+// it is attention over the dequantized rows (an f32 cache holding them).
+TEST(Kernels, Q8_0CacheIsAttentionOverDequantizedRows) {
+  const AttentionShape s{6, 3, 32, 1.0f / std::sqrt(32.0f)};
+  const int64_t n_pos = 13, row = s.n_head_kv * s.head_dim, page = 4, n_pages = 4;
+  const std::vector<float> k = randn(size_t(n_pos * row), 21, 3.0f),
+                           v = randn(size_t(n_pos * row), 22);
+  const std::vector<float> q = randn(size_t(n_pos * s.n_head * s.head_dim), 23);
+  EXPECT_EQ(kv_bytes(KvType::Q8_0, row), uint64_t(row / 32 * 34));
+  struct Cache {
+    std::vector<std::vector<uint8_t>> pages;
+    std::vector<uint8_t*> ptrs;
+    KvView kv;
+    Cache(KvType type, int64_t row, int64_t page, int64_t n) {
+      const uint64_t rb = kv_bytes(type, row);
+      for (int64_t i = 0; i < n; i++) pages.emplace_back(size_t(2 * page * rb), uint8_t(0));
+      for (auto& pg : pages) ptrs.push_back(pg.data());
+      kv = KvView{type, row, page, ptrs.data(), 0, page * rb};
+    }
+  } q8(KvType::Q8_0, row, page, n_pages), f32(KvType::F32, row, page, n_pages);
+  std::vector<uint8_t> block(size_t(kv_bytes(KvType::Q8_0, row)));
+  std::vector<float> kd(static_cast<size_t>(row)), vd(kd);
+  for (int64_t p = 0; p < n_pos; p++) {
+    K.kv_store(q8.kv, p, k.data() + p * row, v.data() + p * row);
+    quant::quantize_row(TensorType::Q8_0, k.data() + p * row, block.data(), row);
+    ASSERT_EQ(std::memcmp(q8.kv.k_row(p), block.data(), block.size()), 0) << "K row " << p;
+    quant::quantize_row(TensorType::Q8_0, v.data() + p * row, block.data(), row);
+    ASSERT_EQ(std::memcmp(q8.kv.v_row(p), block.data(), block.size()), 0) << "V row " << p;
+    quant::dequantize_row(TensorType::Q8_0, q8.kv.k_row(p), kd.data(), row);
+    quant::dequantize_row(TensorType::Q8_0, q8.kv.v_row(p), vd.data(), row);
+    K.kv_store(f32.kv, p, kd.data(), vd.data());
+    // Error per value: d / 2 from the int8 rounding plus 127 * |d - f16(d)|, d = amax / 127.
+    float amax = 0.0f;
+    for (int64_t i = 0; i < row; i++) amax = std::max(amax, std::abs(k[size_t(p * row + i)]));
+    for (int64_t i = 0; i < row; i++)
+      EXPECT_NEAR(kd[size_t(i)], k[size_t(p * row + i)], 0.56 * amax / 127);
+  }
+  const int64_t qw = s.n_head * s.head_dim;
+  for (int64_t pos0 : {0, 3, 12}) {
+    const int64_t n = n_pos - pos0;
+    std::vector<float> a(size_t(n * qw)), b(a.size());
+    K.attention(s, q.data() + pos0 * qw, qw, n, pos0, q8.kv, a.data(), qw);
+    K.attention(s, q.data() + pos0 * qw, qw, n, pos0, f32.kv, b.data(), qw);
+    EXPECT_EQ(a, b) << "pos0 " << pos0;
   }
 }
 

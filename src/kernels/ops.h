@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 
 #include "gguf/types.h"
 
@@ -34,10 +35,36 @@ struct Mat {
   }
 };
 
-// Element type of a KV cache.
-enum class KvType : uint8_t { F32, F16 };
-inline uint64_t kv_type_size(KvType t) {
-  return t == KvType::F32 ? 4 : 2;
+// Element type of a KV cache. Q8_0 stores each row as GGUF Q8_0 blocks of 32
+// values (an f16 scale d = amax / 127 and 32 int8), so head_dim must be a
+// multiple of 32 and a head's slice of a row starts on a block.
+enum class KvType : uint8_t { F32, F16, Q8_0 };
+
+// Bytes of n consecutive cached values (n a multiple of 32 for Q8_0).
+inline uint64_t kv_bytes(KvType t, int64_t n) {
+  switch (t) {
+    case KvType::F32:
+      return uint64_t(n) * 4;
+    case KvType::F16:
+      return uint64_t(n) * 2;
+    case KvType::Q8_0:
+      return uint64_t(n) / 32 * 34;
+  }
+  return 0;
+}
+
+inline const char* kv_type_name(KvType t) {
+  return t == KvType::F32 ? "f32" : t == KvType::F16 ? "f16" : "q8_0";
+}
+
+// "f32", "f16" or "q8_0"; false for anything else.
+inline bool kv_type_from_name(std::string_view name, KvType& out) {
+  for (KvType t : {KvType::F32, KvType::F16, KvType::Q8_0})
+    if (name == kv_type_name(t)) {
+      out = t;
+      return true;
+    }
+  return false;
 }
 
 // One attention layer's K and V for one sequence. Positions live in pages of
@@ -52,7 +79,7 @@ struct KvView {
   uint64_t k_offset = 0;
   uint64_t v_offset = 0;
 
-  uint64_t row_bytes() const { return uint64_t(row_elems) * kv_type_size(type); }
+  uint64_t row_bytes() const { return kv_bytes(type, row_elems); }
   uint8_t* k_row(int64_t pos) const {
     return pages[pos / page_tokens] + k_offset + uint64_t(pos % page_tokens) * row_bytes();
   }

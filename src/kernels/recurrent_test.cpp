@@ -201,7 +201,7 @@ Cache make_cache(KvType type, int64_t row_elems, int64_t page_tokens, int64_t n_
   Cache c{type, row_elems, page_tokens, {}, {}};
   const int64_t n_pages = (n_pos + page_tokens - 1) / page_tokens;
   for (int64_t p = 0; p < n_pages; p++)
-    c.pages.emplace_back(size_t(2 * page_tokens * row_elems * int64_t(kv_type_size(type))));
+    c.pages.emplace_back(size_t(2 * uint64_t(page_tokens) * kv_bytes(type, row_elems)));
   for (auto& p : c.pages) c.ptrs.push_back(p.data());
   return c;
 }
@@ -214,14 +214,16 @@ TEST(FastAttention, MatchesReferenceOnPagedCaches) {
   };
   // Several 16-token query blocks and 32-key blocks with partial last blocks,
   // causal masks inside a key block, a long-context decode step.
-  const Case cases[] = {{8, 2, 256, 0, 5, 32},   {8, 2, 256, 37, 1, 32}, {3, 1, 8, 4, 6, 4},
-                        {4, 4, 24, 9, 3, 5},     {2, 1, 64, 0, 1, 1},    {8, 2, 256, 100, 17, 16},
-                        {8, 2, 256, 0, 70, 16},  {4, 1, 64, 45, 33, 7},  {8, 2, 256, 300, 1, 64},
-                        {6, 3, 16, 31, 50, 32}};
+  const Case cases[] = {{8, 2, 256, 0, 5, 32},  {8, 2, 256, 37, 1, 32}, {3, 1, 8, 4, 6, 4},
+                        {4, 4, 24, 9, 3, 5},    {2, 1, 64, 0, 1, 1},    {8, 2, 256, 100, 17, 16},
+                        {8, 2, 256, 0, 70, 16}, {4, 1, 64, 45, 33, 7},  {8, 2, 256, 300, 1, 64},
+                        {6, 3, 16, 31, 50, 32}, {4, 2, 32, 0, 1, 32},   {6, 3, 32, 30, 5, 32},
+                        {8, 1, 64, 0, 33, 5}};
   for (int threads : {1, 3}) {
     ThreadCount tc(threads);
-    for (KvType type : {KvType::F32, KvType::F16}) {
+    for (KvType type : {KvType::F32, KvType::F16, KvType::Q8_0}) {
       for (const Case& c : cases) {
+        if (type == KvType::Q8_0 && c.D % 32 != 0) continue;  // Q8_0 needs whole blocks per head
         const AttentionShape s{c.n_head, c.n_kv, c.D, 1.0f / std::sqrt(float(c.D))};
         const int64_t n_pos = c.pos0 + c.tokens, row = c.n_kv * c.D;
         Cache cache = make_cache(type, row, c.page, n_pos);
@@ -236,7 +238,7 @@ TEST(FastAttention, MatchesReferenceOnPagedCaches) {
         reference_ops().attention(s, q.data(), q_stride, c.tokens, c.pos0, kv, ref.data(),
                                   out_stride);
         avx2::attention(s, q.data(), q_stride, c.tokens, c.pos0, kv, fast.data(), out_stride);
-        expect_close(fast, ref, 2e-5f, "attention");
+        expect_close(fast, ref, 2e-5f, kv_type_name(type));
         if (HasFatalFailure()) return;
       }
     }

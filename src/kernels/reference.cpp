@@ -148,9 +148,11 @@ void ref_rope(float* x, int64_t n_heads, int64_t head_dim, const RopeParams& p,
 void store_row(KvType type, uint8_t* dst, const float* src, int64_t n) {
   if (type == KvType::F32) {
     std::memcpy(dst, src, size_t(n) * 4);
-  } else {
+  } else if (type == KvType::F16) {
     auto* h = reinterpret_cast<uint16_t*>(dst);
     for (int64_t i = 0; i < n; i++) h[i] = f32_to_f16(src[i]);
+  } else {
+    quant::quantize_row(TensorType::Q8_0, src, dst, n);
   }
 }
 
@@ -159,9 +161,14 @@ void ref_kv_store(const KvView& kv, int64_t pos, const float* k, const float* v)
   store_row(kv.type, kv.v_row(pos), v, kv.row_elems);
 }
 
-// One head's slice of a cached row as f32 (converted into buf when stored as f16).
+// One head's slice (values offset .. offset + n) of a cached row as f32,
+// converted into buf unless stored as f32.
 const float* load_head(KvType type, const uint8_t* row, int64_t offset, int64_t n, float* buf) {
   if (type == KvType::F32) return reinterpret_cast<const float*>(row) + offset;
+  if (type == KvType::Q8_0) {
+    quant::dequantize_row(TensorType::Q8_0, row + kv_bytes(type, offset), buf, n);
+    return buf;
+  }
   const auto* h = reinterpret_cast<const uint16_t*>(row) + offset;
   for (int64_t i = 0; i < n; i++) buf[i] = f16_to_f32(h[i]);
   return buf;

@@ -12,8 +12,13 @@ namespace pocket::runtime {
 
 KvPool::KvPool(const model::Model& model, const KvPoolOptions& options) : options_(options) {
   if (options_.page_tokens <= 0) fail("KV cache: page size must be positive");
-  block_bytes_ = uint64_t(options_.page_tokens) * uint64_t(model.kv_row_elems()) *
-                 kernels::kv_type_size(options_.kv_type);
+  if (options_.kv_type == KvType::Q8_0 && model.config().head_dim % 32 != 0)
+    fail(
+        "KV cache type q8_0 needs a head size that is a multiple of 32 (blocks of 32 values); "
+        "this model's head size is ",
+        model.config().head_dim, ": use --kv-type f16 or f32");
+  block_bytes_ =
+      uint64_t(options_.page_tokens) * kernels::kv_bytes(options_.kv_type, model.kv_row_elems());
   page_bytes_ = 2 * block_bytes_ * uint64_t(model.config().n_attention_layers());
 }
 

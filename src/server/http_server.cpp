@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kernels/fast_ops.h"
+#include "kernels/ops.h"
 #include "model/model.h"
 #include "server/engine.h"
 #include "server/metrics.h"
@@ -365,7 +366,8 @@ void HttpServer::State::load() {
     eo.n_ctx = std::min<int64_t>(settings.ctx, model->config().n_ctx_train > 0 ? model->config().n_ctx_train : settings.ctx);
     eo.step_tokens = settings.step_tokens;
     eo.max_queue = size_t(settings.max_queue);
-    eo.kv.kv_type = settings.kv_type == "f32" ? runtime::KvType::F32 : runtime::KvType::F16;
+    if (!kernels::kv_type_from_name(settings.kv_type, eo.kv.kv_type))
+      fail("kv_type must be f16, f32 or q8_0, got '", settings.kv_type, "'");
     engine = std::make_unique<Engine>(*model, *tokenizer, eo, metrics);
     metrics.set_loading(false);
     ready = true;

@@ -6,6 +6,7 @@
 
 #include <toml++/toml.h>
 
+#include "kernels/ops.h"
 #include "util/error.h"
 
 namespace pocket::server {
@@ -56,7 +57,10 @@ void load_settings_toml(const std::string& text, const std::string& name, Server
     else if (key == "http_threads") s.http_threads = int(get_int(name, key, node, 0, 1024));
     else if (key == "kv_type") {
       s.kv_type = get<std::string>(name, key, node, "a string");
-      if (s.kv_type != "f16" && s.kv_type != "f32") fail(where(name, node), ": key 'kv_type' must be \"f16\" or \"f32\"");
+      kernels::KvType parsed;
+      if (!kernels::kv_type_from_name(s.kv_type, parsed))
+        fail(where(name, node), ": key 'kv_type' must be \"f16\", \"f32\" or \"q8_0\", got \"",
+             s.kv_type, "\"");
     } else {
       fail(where(name, node), ": unknown key '", key, "'");
     }
@@ -85,7 +89,9 @@ void validate_settings(const ServerSettings& s) {
   if (s.parallel < 1) fail("parallel must be at least 1, got ", s.parallel);
   if (s.ctx < 16) fail("ctx must be at least 16, got ", s.ctx);
   if (s.max_queue < 0) fail("max_queue must be >= 0");
-  if (s.kv_type != "f16" && s.kv_type != "f32") fail("kv_type must be f16 or f32, got '", s.kv_type, "'");
+  kernels::KvType kv_type;
+  if (!kernels::kv_type_from_name(s.kv_type, kv_type))
+    fail("kv_type (--kv-type) must be f16, f32 or q8_0, got '", s.kv_type, "'");
 }
 
 }  // namespace pocket::server

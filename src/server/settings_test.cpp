@@ -37,5 +37,21 @@ TEST(ServerSettings, ErrorsNameKeyAndLine) {
   EXPECT_NE(error_of("port = = 3\n").find("pocket.toml:1: "), std::string::npos);
 }
 
+TEST(ServerSettings, KvTypeIsF16F32OrQ8_0) {
+  ServerSettings s;
+  load_settings_toml("kv_type = \"q8_0\"\n", "t", s);
+  EXPECT_EQ(s.kv_type, "q8_0");
+  EXPECT_NO_THROW(validate_settings(s));
+  EXPECT_EQ(error_of("kv_type = \"q8\"\n"),
+            "pocket.toml:1: key 'kv_type' must be \"f16\", \"f32\" or \"q8_0\", got \"q8\"");
+  s.kv_type = "Q8_0";  // from --kv-type: names are lower case
+  try {
+    validate_settings(s);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "kv_type (--kv-type) must be f16, f32 or q8_0, got 'Q8_0'");
+  }
+}
+
 }  // namespace
 }  // namespace pocket::server
