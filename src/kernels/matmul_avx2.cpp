@@ -627,6 +627,27 @@ struct Q3K {
   }
 };
 
+// Q6_K: the 32 six-bit quants u = n + 32 of group g (0..3) of half h of a
+// super-block: the low four bits from ql, the two high bits from qh.
+template <int g>
+POCKET_INLINE __m256i q6k_group(const uint8_t* ql, const uint8_t* qh, int h, __m256i m4,
+                                __m256i m2) {
+  const __m256i l = load256(ql + 64 * h + 32 * (g % 2));
+  const __m256i hb = load256(qh + 32 * h);
+  const __m256i low =
+      g < 2 ? _mm256_and_si256(l, m4) : _mm256_and_si256(_mm256_srli_epi16(l, 4), m4);
+  __m256i high;
+  if constexpr (g == 0)
+    high = _mm256_slli_epi16(hb, 4);
+  else if constexpr (g == 1)
+    high = _mm256_slli_epi16(hb, 2);
+  else if constexpr (g == 2)
+    high = hb;
+  else
+    high = _mm256_srli_epi16(hb, 2);
+  return _mm256_or_si256(low, _mm256_and_si256(high, m2));
+}
+
 struct Q6K {
   static constexpr TensorType kActType = TensorType::Q8_K;
   // The integer sums of super-block b (blk) against RA activation rows,
@@ -640,21 +661,7 @@ struct Q6K {
     for (int r = 0; r < RA; r++) sumi[r] = _mm256_setzero_si256();
     // u = low four bits (ql) | two high bits (qh) << 4 = n + 32.
     sixteen_subblocks<RA>(scales, a, b, sumi, [&](int h, auto gc) POCKET_LAMBDA_INLINE {
-      constexpr int g = gc.value;
-      const __m256i l = load256(ql + 64 * h + 32 * (g % 2));
-      const __m256i hb = load256(qh + 32 * h);
-      const __m256i low =
-          g < 2 ? _mm256_and_si256(l, m4) : _mm256_and_si256(_mm256_srli_epi16(l, 4), m4);
-      __m256i high;
-      if constexpr (g == 0)
-        high = _mm256_slli_epi16(hb, 4);
-      else if constexpr (g == 1)
-        high = _mm256_slli_epi16(hb, 2);
-      else if constexpr (g == 2)
-        high = hb;
-      else
-        high = _mm256_srli_epi16(hb, 2);
-      return _mm256_or_si256(low, _mm256_and_si256(high, m2));
+      return q6k_group<gc.value>(ql, qh, h, m4, m2);
     });
   }
   template <int RA>
@@ -886,21 +893,7 @@ void unpack_q6_k(const uint8_t* row, int64_t nb, const UnpackedRow& out) {
     const float d = f16_at(blk + 208);
     unpack_sixteen(blk, b, scales, _mm256_slli_epi16(scales, 5), d, d, out,
                    [&](int h, auto gc) POCKET_LAMBDA_INLINE {
-                     constexpr int g = gc.value;
-                     const __m256i l = load256(blk + 64 * h + 32 * (g % 2));
-                     const __m256i hb = load256(blk + 128 + 32 * h);
-                     const __m256i low = g < 2 ? _mm256_and_si256(l, m4)
-                                               : _mm256_and_si256(_mm256_srli_epi16(l, 4), m4);
-                     __m256i high;
-                     if constexpr (g == 0)
-                       high = _mm256_slli_epi16(hb, 4);
-                     else if constexpr (g == 1)
-                       high = _mm256_slli_epi16(hb, 2);
-                     else if constexpr (g == 2)
-                       high = hb;
-                     else
-                       high = _mm256_srli_epi16(hb, 2);
-                     return _mm256_or_si256(low, _mm256_and_si256(high, m2));
+                     return q6k_group<gc.value>(blk, blk + 128, h, m4, m2);
                    });
   }
 }
