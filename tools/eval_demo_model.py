@@ -115,8 +115,9 @@ def main():
     ap.add_argument("--pocket", default=default_pocket())
     ap.add_argument("--n", type=int, default=20, help="examples per task kind and thinking mode")
     ap.add_argument("--seed", type=int, default=20250)
-    ap.add_argument("--train-seed", type=int, default=1234)
-    ap.add_argument("--train-n", type=int, default=80000)
+    ap.add_argument("--train-sets", default="2:1234:80000,3:4321:60000",
+                    help="the training data sets as version:seed:count, comma-separated: their "
+                         "questions are left out of the test set")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--min-acc", type=float, default=None)
     ap.add_argument("--min-wellformed", type=float, default=None,
@@ -131,10 +132,14 @@ def main():
     tmpl = D.template_env(template_text())
     ok = single_char_ok(args.pocket, args.model)
     # questions seen in training (same generator, same seed) are excluded from the test set
-    rng = random.Random(args.train_seed)
     seen = set()
-    for _ in range(args.train_n):
-        seen.add(question(D.make_example(rng, D.sample_kind(rng), ok)))
+    for spec in args.train_sets.split(","):
+        version, seed, count = map(int, spec.split(":"))
+        D.set_version(version)
+        rng = random.Random(seed)
+        for _ in range(count):
+            seen.add(question(D.make_example(rng, D.sample_kind(rng), ok)))
+    D.set_version(3)  # the test set is always in the current format
     rng = random.Random(args.seed)
     exs = []
     for think in (False, True):
@@ -158,6 +163,7 @@ def main():
         outs = list(pool.map(job, range(len(exs))))
     res = {}
     errors = {}
+    records = []
     n_wf = 0
     for e, (text, fin) in zip(exs, outs):
         good, ans = score(e, text, fin)
@@ -171,6 +177,8 @@ def main():
             r = res.setdefault(key, [0, 0])
             r[0] += good
             r[1] += 1
+        records.append({"kind": e["kind"], "think": e["think"], "question": e["messages"][-1]["content"],
+                        "want": e["answer"], "got": text, "exact": bool(good), "well_formed": bool(wf)})
         if not good:
             errors.setdefault(e["kind"], []).append((e["messages"][-1]["content"], e["answer"], text))
     table = {}
@@ -199,7 +207,8 @@ def main():
             print(f"  [{k}] {q!r}: want {want!r}, got {got[-160:]!r}")
     if args.json_out:
         json.dump({"model": args.model, "n_per_kind_mode": args.n, "seed": args.seed,
-                   "wellformed_pct": wf_pct, "exact_pct": 100.0 * n_good / len(exs), "results": table}, open(args.json_out, "w"), indent=1)
+                   "wellformed_pct": wf_pct, "exact_pct": 100.0 * n_good / len(exs), "results": table,
+                   "examples": records}, open(args.json_out, "w"), indent=1)
     return 1 if below else 0
 
 

@@ -118,7 +118,7 @@ def single_char_checker(tok):
     return ok, merged
 
 
-def make_dataset(tmpl, tok, ok, n, seed, mix=D.MIX):
+def make_dataset(tmpl, tok, ok, n, seed, mix=None):
     rng = random.Random(seed)
     exs = [D.make_example(rng, D.sample_kind(rng, mix), ok) for _ in range(n)]
     prompts, comps = [], []
@@ -230,6 +230,12 @@ def main():
                     help="start from this checkpoint of a shallower model (same widths): its layers "
                          "become layers 0..n-1, the new layers start as identity functions "
                          "(zero output projections), training continues with that run's data order")
+    ap.add_argument("--start-from", default=None,
+                    help="start from this checkpoint of a model of the same shape: its weights, a "
+                         "fresh optimizer and schedule (step 0), and this run's data from its start "
+                         "(to continue a model on new data, e.g. another --data-version)")
+    ap.add_argument("--data-version", type=int, default=D.DATA_VERSION, choices=[2, 3],
+                    help="generator version of tools/demo_data.py (2 reproduces the earlier phases)")
     ap.add_argument("--ckpt-every", type=int, default=50)
     ap.add_argument("--export-every", type=int, default=0, help="also export GGUF every N steps")
     ap.add_argument("--out", default=os.path.join(ROOT, "models", "pocket-demo.gguf"))
@@ -242,6 +248,7 @@ def main():
     ap.add_argument("--ff", type=int, default=512)
     args = ap.parse_args()
 
+    D.set_version(args.data_version)
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     os.makedirs(args.work, exist_ok=True)
@@ -292,6 +299,8 @@ def main():
     step, elapsed, cpu_used, epoch = 0, 0.0, 0.0, 0
     if args.grow_from and not os.path.exists(ckpt_path):
         grow_checkpoint(model, opt, args.grow_from, ckpt_path)
+    if args.start_from and not os.path.exists(ckpt_path):
+        grow_checkpoint(model, opt, args.start_from, ckpt_path, new_data=True)
     if os.path.exists(ckpt_path):
         ck = torch.load(ckpt_path)
         model.load_state_dict(ck["model"])
@@ -371,16 +380,18 @@ def main():
 RESUME_BI = {}
 
 
-def grow_checkpoint(model, opt, src_path, ckpt_path):
+def grow_checkpoint(model, opt, src_path, ckpt_path, new_data=False):
     """Writes ckpt_path: `model` initialised from the shallower model in src_path.
 
     Layers 0..n-1 are copied (the attention pattern (i+1) % 4 == 0 is the same for them), the
     embedding and final norm too; every new layer's residual outputs (attention o_proj, GDN
     out_proj, FFN down_proj) are zeroed, so the grown model computes exactly the old function and
-    the new layers learn from there. The data order continues where the old run stopped."""
+    the new layers learn from there. The data order continues where the old run stopped, or
+    starts from the beginning with `new_data` (the run trains on another data set)."""
     ck = torch.load(src_path)
     old = ck["model"]
     n_old = 1 + max(int(k.split(".")[1]) for k in old if k.startswith("layers."))
+    assert n_old <= len(model.layers), f"{src_path} has {n_old} layers, more than --layers"
     state = model.state_dict()
     for k, v in old.items():
         assert k in state and state[k].shape == v.shape, f"--grow-from: {k} does not fit"
@@ -391,8 +402,9 @@ def grow_checkpoint(model, opt, src_path, ckpt_path):
         for name in (o, "down_proj"):
             state[f"layers.{i}.{name}.weight"].zero_()
     model.load_state_dict(state)
+    epoch, bi = (0, 0) if new_data else (ck["epoch"], ck.get("batch_index", 0))
     torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": 0, "elapsed": 0.0,
-                "cpu": 0.0, "epoch": ck["epoch"], "batch_index": ck.get("batch_index", 0),
+                "cpu": 0.0, "epoch": epoch, "batch_index": bi,
                 "config": model.c.__dict__, "grown_from": {"path": src_path, "step": ck["step"],
                                                            "layers": n_old}}, ckpt_path)
     print(f"grown from {src_path} (step {ck['step']}, {n_old} layers) to {len(model.layers)} layers")
