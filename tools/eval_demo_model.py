@@ -157,7 +157,7 @@ def main():
         set(tokenize(args.pocket, args.model, ["<|endoftext|>"])[0])
 
     def job(i):
-        return generate(args.pocket, args.model, ids[i], 160 if exs[i]["think"] else 80, eos)
+        return generate(args.pocket, args.model, ids[i], 160, eos)  # v3 working answers are ~80 tokens
 
     with cf.ThreadPoolExecutor(args.jobs) as pool:
         outs = list(pool.map(job, range(len(exs))))
