@@ -154,6 +154,15 @@ POCKET_INLINE void unroll(F&& f) {
   unroll_impl(f, std::make_integer_sequence<int, N>{});
 }
 
+// Prefetches the cache lines of the Bytes bytes at p (decode kernels: the
+// block `distance` ahead of the one being read, so the requests are spread
+// over the computation instead of issued in bursts).
+template <int Bytes>
+POCKET_INLINE void prefetch_block(const uint8_t* p) {
+  for (int off = 0; off < Bytes; off += 64)
+    _mm_prefetch(reinterpret_cast<const char*>(p + off), _MM_HINT_T0);
+}
+
 // ---------------------------------------------------------------------------
 // Activation quantization into the ActLayout arrays: the same quants and
 // scales as quant::quantize_row (checked bit for bit by the tests).
@@ -331,7 +340,7 @@ struct WithQ8_0 {
   // one-FMA-per-block chain of a single row no longer sets the pace.
   template <int RW>
   static void dot_rows(const uint8_t* w, uint64_t w_row_bytes, const ActRow& a, int64_t n,
-                       float* out) {
+                       float* out, uint64_t prefetch_distance = 0) {
     __m256 acc[RW];
     for (int k = 0; k < RW; k++) acc[k] = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / 32; b++) {
@@ -339,6 +348,7 @@ struct WithQ8_0 {
       const float da = a.d[b];
       for (int k = 0; k < RW; k++) {
         const uint8_t* blk = w + uint64_t(k) * w_row_bytes + b * W::kBytes;
+        if (prefetch_distance) prefetch_block<W::kBytes>(blk + prefetch_distance);
         const __m256i q = W::decode(blk);
         const __m256i p = dot_u8s8(_mm256_sign_epi8(q, q), _mm256_sign_epi8(act, q));
         acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(f16_at(blk) * da), acc[k]);
@@ -470,7 +480,7 @@ struct Q45K {
   // that of dot<1>: the rows' scale decoding and accumulator chains overlap.
   template <int RW>
   static void dot_rows(const uint8_t* w, uint64_t w_row_bytes, const ActRow& a, int64_t n,
-                       float* out) {
+                       float* out, uint64_t prefetch_distance = 0) {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     __m256 acc[RW];
     for (int k = 0; k < RW; k++) acc[k] = _mm256_setzero_ps();
@@ -479,6 +489,7 @@ struct Q45K {
       const __m128i act_sums = load128(a.sums32 + 8 * b);
       for (int k = 0; k < RW; k++) {
         const uint8_t* blk = w + uint64_t(k) * w_row_bytes + b * kBytes;
+        if (prefetch_distance) prefetch_block<kBytes>(blk + prefetch_distance);
         const float d = f16_at(blk), dmin = f16_at(blk + 2);
         uint64_t sc, mn;
         k4_scales_and_mins(blk + 4, &sc, &mn);
@@ -687,7 +698,7 @@ struct Q6K {
   // that of dot<1> (the LM head of the _m files is Q6_K: the largest matrix).
   template <int RW>
   static void dot_rows(const uint8_t* w, uint64_t w_row_bytes, const ActRow& a, int64_t n,
-                       float* out) {
+                       float* out, uint64_t prefetch_distance = 0) {
     __m256 acc[RW];
     for (int k = 0; k < RW; k++) acc[k] = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / 256; b++) {
@@ -695,6 +706,7 @@ struct Q6K {
       const float dy = a.d[b];
       for (int k = 0; k < RW; k++) {
         const uint8_t* blk = w + uint64_t(k) * w_row_bytes + b * 210;
+        if (prefetch_distance) prefetch_block<210>(blk + prefetch_distance);
         const float d = f16_at(blk + 208);
         const __m256i scales = _mm256_cvtepi8_epi16(load128(blk + 192));
         __m256i sumi;
@@ -1161,6 +1173,15 @@ POCKET_INLINE void prefetch_start(const uint8_t* w, uint64_t bytes) {
 // Weight rows per pass of the decode kernels (dot_rows).
 constexpr int kDecodeRows = 2;
 
+// Decode passes up to this many bytes get their prefetches in one burst
+// (prefetch_ahead) before the pass; longer ones (rows of 2048-3584 inputs:
+// ffn_down, ssm_out, attn_output) have dot_rows prefetch each block as it reads
+// one: a burst of ~90 prefetches filled the core's miss buffers and stalled the
+// computation (the 3.0 MB Q6_K ffn_down of the 0.8b q4_k_m file streamed at
+// 13 GB/s, spread at 19-23). Spreading the short passes too was slower
+// (q4_k_m tg 31.3 vs 35.4 t/s burst-short/spread-long, same quiet run).
+constexpr uint64_t kMaxBurstPrefetchBytes = 3000;
+
 // One weight row against up to four activation rows at a time.
 template <class K>
 void integer_block(TensorType, const uint8_t* w, uint64_t w_row_bytes, int64_t n_out,
@@ -1178,16 +1199,19 @@ void integer_block(TensorType, const uint8_t* w, uint64_t w_row_bytes, int64_t n
   }
   const ActLayout L = act_layout(K::kActType, n);
   const int64_t block = weight_block_rows(w_row_bytes);
-  prefetch_start(w, uint64_t(n_out) * w_row_bytes);
   if constexpr (requires { &K::template dot_rows<kDecodeRows>; }) {
     if (n_act == 1) {  // decode: kDecodeRows weight rows per pass
+      const uint64_t pass_bytes = uint64_t(kDecodeRows) * w_row_bytes;
+      const bool spread = pass_bytes > kMaxBurstPrefetchBytes;
+      prefetch_start(w, uint64_t(n_out) * w_row_bytes);
       const ActRow a = act_row(act, L);
       float out[kDecodeRows];
       int64_t o = 0;
       for (; o + kDecodeRows <= n_out; o += kDecodeRows) {
         const uint8_t* wrow = w + uint64_t(o) * w_row_bytes;
-        prefetch_ahead(wrow, uint64_t(kDecodeRows) * w_row_bytes);
-        K::template dot_rows<kDecodeRows>(wrow, w_row_bytes, a, n, out);
+        if (!spread) prefetch_ahead(wrow, pass_bytes);
+        K::template dot_rows<kDecodeRows>(wrow, w_row_bytes, a, n, out,
+                                          spread ? uint64_t(kPrefetchBytes) : 0);
         for (int k = 0; k < kDecodeRows; k++) y[o + k] = out[k];
       }
       for (; o < n_out; o++) {
@@ -1197,6 +1221,7 @@ void integer_block(TensorType, const uint8_t* w, uint64_t w_row_bytes, int64_t n
       return;
     }
   }
+  prefetch_start(w, uint64_t(n_out) * w_row_bytes);
   ActRow rows[4];
   float out[4];
   for (int64_t o0 = 0; o0 < n_out; o0 += block) {

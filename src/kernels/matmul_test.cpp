@@ -229,6 +229,30 @@ TEST(Matmul, ManyRowsCrossChunksAndThreads) {
   }
 }
 
+// Decode (one activation row) on long rows, as the ffn_down / ssm_out products
+// have: passes of two rows longer than the burst-prefetch limit take the
+// kernels' spread-prefetch path; products against the reference, an odd row
+// count (a one-row tail), 1 and 2 threads.
+TEST(Matmul, DecodeLongRowsAgainstReference) {
+  std::mt19937 rng(4242);
+  const int saved = thread_count();
+  for (int threads : {1, 2}) {
+    set_thread_count(threads);
+    for (TensorType t : {TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K, TensorType::Q8_0,
+                         TensorType::Q4_0, TensorType::IQ4_NL}) {
+      for (int64_t n_in : {3584, 5120}) {
+        const Weights w = random_weights(t, n_in, 37, rng, n_in == 5120);
+        ASSERT_GT(2 * w.row_bytes, 3000u) << gguf::type_name(t);
+        for (CpuLevel level : available_levels()) {
+          check_matmul(level, w, 1, rng);
+          if (HasFatalFailure()) return;
+        }
+      }
+    }
+  }
+  set_thread_count(saved);
+}
+
 // The scalar float path is the reference arithmetic: identical results.
 TEST(Matmul, ScalarFloatPathMatchesReferenceBitForBit) {
   std::mt19937 rng(5);
