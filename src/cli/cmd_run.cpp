@@ -64,6 +64,9 @@ generation:
 runtime:
   --ctx N                  context length (default min(4096, the model's))
   --kv-type f32|f16|q8_0   KV cache element type (default f32; q8_0: head size % 32 == 0)
+  --weights map|copy|hugepages
+                           where the weights live: the file mapped (default), a private
+                           copy, or a copy on 2 MiB pages (faster decode, docs/kernels.md)
   -t, --threads N          worker threads (default: physical cores)
   --reference              exact scalar f32 kernels instead of the fast SIMD ones
   --batch N                prompt tokens per forward call (default 512)
@@ -163,6 +166,7 @@ int cmd_run(int argc, char** argv) {
   const bool ignore_eos = args.flag("--ignore-eos");
   const long long ctx_arg = args.int_or("--ctx", 0);
   const std::string kv_type = args.value_or("--kv-type", "f32");
+  const std::string weights = args.value_or("--weights", "map");
   gen.prefill_chunk = args.int_or("--batch", 512);
   const bool json = args.flag("--json");
   const bool reference_kernels = args.flag("--reference");
@@ -193,8 +197,12 @@ int cmd_run(int argc, char** argv) {
   if (!kernels::kv_type_from_name(kv_type, kv.kv_type))
     fail("--kv-type must be f32, f16 or q8_0, got '", kv_type, "'");
 
+  FileBacking backing = FileBacking::kMap;
+  if (!file_backing_from_name(weights, backing))
+    fail("--weights must be map, copy or hugepages, got '", weights, "'");
+
   const auto t_load = std::chrono::steady_clock::now();
-  std::unique_ptr<model::Model> model = model::Model::load(path);
+  std::unique_ptr<model::Model> model = model::Model::load(path, backing);
   const text::Tokenizer tokenizer = text::Tokenizer::from_gguf(model->file());
   const double load_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_load).count();

@@ -223,6 +223,28 @@ TEST_F(RunCommand, KvTypeQ8_0GeneratesLikeF16AndBadNamesAreRejected) {
   EXPECT_NE(r.err.find("--kv-type must be f32, f16 or q8_0, got 'q4'"), std::string::npos) << r.err;
 }
 
+// The weights copied (plain or onto huge pages) give the mapped file's tokens.
+TEST_F(RunCommand, WeightsBackingsGenerateTheSameTokens) {
+  std::string out[3];
+  int i = 0;
+  for (const char* weights : {"map", "copy", "hugepages"}) {
+    const RunResult r =
+        run_pocket({"-m", golden("tiny-qwen35-dense-tied-f32.gguf"), "--prompt-ids",
+                    "5,17,300,42,9,1000,7,77", "-n", "12", "--temp", "0", "--weights", weights});
+    ASSERT_EQ(r.status, 0) << weights << ": " << r.err;
+    out[i++] = r.out;
+  }
+  EXPECT_FALSE(out[0].empty());
+  EXPECT_EQ(out[1], out[0]);
+  EXPECT_EQ(out[2], out[0]);
+
+  const RunResult r = run_pocket(
+      {"-m", golden("tiny-qwen35-dense-tied-f32.gguf"), "--prompt-ids", "1", "--weights", "huge"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("--weights must be map, copy or hugepages, got 'huge'"), std::string::npos)
+      << r.err;
+}
+
 TEST_F(RunCommand, StopsAtTheContextLength) {
   const RunResult r = run_pocket({"-m", golden("tiny-qwen35-dense-tied-f32.gguf"), "--prompt-ids", "1,2,3",
                                   "--ctx", "6", "-n", "10", "--json", "--top-logprobs", "0"});

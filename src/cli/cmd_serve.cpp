@@ -35,10 +35,13 @@ const char* kUsage = R"(usage: pocket serve [-m FILE] [options]
   --default-max-tokens N  generation limit when a request gives none (default 2048)
   --threads N             compute threads (default: physical cores)
   --kv-type f16|f32|q8_0  KV cache element type (default f16)
+  --weights map|copy|hugepages
+                          where the weights live: the file mapped (default), a private
+                          copy, or a copy on 2 MiB pages (faster decode, docs/kernels.md)
   --config FILE           TOML file with the same settings (keys: model, host, port,
                           parallel, ctx, step_tokens, max_queue, api_key, api_key_file,
                           think, max_body_bytes, default_max_tokens, threads, kv_type,
-                          model_alias); command-line options win over it
+                          weights, model_alias); command-line options win over it
 )";
 
 }  // namespace
@@ -68,6 +71,7 @@ int cmd_serve(int argc, char** argv) {
   s.default_max_tokens = args.int_or("--default-max-tokens", s.default_max_tokens);
   s.threads = int(args.int_or("--threads", s.threads));
   s.kv_type = args.value_or("--kv-type", s.kv_type);
+  s.weights = args.value_or("--weights", s.weights);
   args.finish();
   if (s.model.empty()) s.model = default_model_path();
 

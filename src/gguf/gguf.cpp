@@ -493,8 +493,8 @@ void Parser::parse(File& f) {
 // ---------------------------------------------------------------------------
 // File
 
-File File::open(const std::string& path) {
-  auto map = std::make_shared<MappedFile>(path);
+File File::open(const std::string& path, FileBacking backing) {
+  auto map = std::make_shared<MappedFile>(path, backing);
   File f = parse(map->data(), map->size(), path);
   f.map_ = std::move(map);
   return f;

@@ -16,6 +16,7 @@
 
 #include "gguf/types.h"
 #include "util/mmap.h"
+#include "util/mmap.h"
 
 namespace pocket::gguf {
 
@@ -132,8 +133,9 @@ struct TensorInfo {
 // pointers stay valid for the File's lifetime.
 class File {
  public:
-  // Maps and parses a file. Throws pocket::Error("PATH: ...") on any problem.
-  static File open(const std::string& path);
+  // Maps (or copies, util/mmap.h) and parses a file. Throws
+  // pocket::Error("PATH: ...") on any problem.
+  static File open(const std::string& path, FileBacking backing = FileBacking::kMap);
   // Parses bytes already in memory (not copied; they must outlive the File).
   // `name` is used in error messages.
   static File parse(const uint8_t* data, size_t size, const std::string& name);

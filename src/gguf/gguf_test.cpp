@@ -270,6 +270,38 @@ TEST(Gguf, OpensGoldenFiles) {
   EXPECT_EQ(m.get_array("tokenizer.ggml.tokens").size(), 2007u);
 }
 
+// A private copy (plain or on huge pages) holds the same bytes as the mapping,
+// in memory of its own; the huge-page copy starts on a 2 MiB boundary.
+TEST(Gguf, CopiedBackingsHoldTheSameBytes) {
+  const std::string path = kGolden + "/tiny-qwen35-dense-tied-f32.gguf";
+  const File mapped = File::open(path);
+  for (FileBacking b : {FileBacking::kCopy, FileBacking::kHugePages}) {
+    const File copy = File::open(path, b);
+    ASSERT_EQ(copy.file_size(), mapped.file_size()) << file_backing_name(b);
+    EXPECT_NE(copy.bytes(), mapped.bytes());
+    EXPECT_EQ(0, std::memcmp(copy.bytes(), mapped.bytes(), mapped.file_size()));
+    if (b == FileBacking::kHugePages) {
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(copy.bytes()) % (uintptr_t(2) << 20), 0u);
+    }
+    ASSERT_EQ(copy.tensors().size(), mapped.tensors().size());
+    for (size_t i = 0; i < copy.tensors().size(); i++)
+      EXPECT_EQ(copy.tensors()[i].data - copy.bytes(), mapped.tensors()[i].data - mapped.bytes());
+  }
+  for (FileBacking b : {FileBacking::kMap, FileBacking::kCopy, FileBacking::kHugePages}) {
+    FileBacking parsed = FileBacking::kMap;
+    ASSERT_TRUE(file_backing_from_name(file_backing_name(b), parsed));
+    EXPECT_EQ(parsed, b);
+  }
+  FileBacking unused;
+  EXPECT_FALSE(file_backing_from_name("huge", unused));
+  try {
+    File::open("/nonexistent/file.gguf", FileBacking::kHugePages);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/file.gguf"), std::string::npos);
+  }
+}
+
 // Every cut at a section boundary, and every byte of the header region, gives an
 // error that names the file; never a crash (this suite also runs under ASan).
 TEST(GgufCorrupt, TruncatedAtEveryBoundary) {

@@ -78,8 +78,8 @@ class TensorChecker {
 
 Model::Model(gguf::File file) : file_(std::move(file)) {}
 
-std::unique_ptr<Model> Model::load(const std::string& path) {
-  return from_file(gguf::File::open(path));
+std::unique_ptr<Model> Model::load(const std::string& path, FileBacking backing) {
+  return from_file(gguf::File::open(path, backing));
 }
 
 std::unique_ptr<Model> Model::from_file(gguf::File file) {

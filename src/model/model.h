@@ -121,7 +121,8 @@ class Workspace {
 class Model {
  public:
   // Maps and validates a GGUF file. Errors name the file and the key or tensor.
-  static std::unique_ptr<Model> load(const std::string& path);
+  static std::unique_ptr<Model> load(const std::string& path,
+                                     FileBacking backing = FileBacking::kMap);
   static std::unique_ptr<Model> from_file(gguf::File file);
 
   const Config& config() const { return config_; }

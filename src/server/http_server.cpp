@@ -352,7 +352,10 @@ void HttpServer::State::load() {
   try {
     if (settings.threads > 0) set_thread_count(settings.threads);
     kernels::use_best_ops();
-    model = model::Model::load(settings.model);
+    FileBacking backing = FileBacking::kMap;
+    if (!file_backing_from_name(settings.weights, backing))
+      fail("weights must be map, copy or hugepages, got '", settings.weights, "'");
+    model = model::Model::load(settings.model, backing);
     tokenizer.emplace(text::Tokenizer::from_gguf(model->file()));
     if (const gguf::Value* tmpl = model->file().find("tokenizer.chat_template"); tmpl && tmpl->is_string()) {
       chat::SpecialTokens special;

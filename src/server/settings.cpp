@@ -8,6 +8,7 @@
 
 #include "kernels/ops.h"
 #include "util/error.h"
+#include "util/mmap.h"
 
 namespace pocket::server {
 
@@ -61,6 +62,12 @@ void load_settings_toml(const std::string& text, const std::string& name, Server
       if (!kernels::kv_type_from_name(s.kv_type, parsed))
         fail(where(name, node), ": key 'kv_type' must be \"f16\", \"f32\" or \"q8_0\", got \"",
              s.kv_type, "\"");
+    } else if (key == "weights") {
+      s.weights = get<std::string>(name, key, node, "a string");
+      FileBacking parsed;
+      if (!file_backing_from_name(s.weights, parsed))
+        fail(where(name, node), ": key 'weights' must be \"map\", \"copy\" or \"hugepages\", got \"",
+             s.weights, "\"");
     } else {
       fail(where(name, node), ": unknown key '", key, "'");
     }
@@ -92,6 +99,9 @@ void validate_settings(const ServerSettings& s) {
   kernels::KvType kv_type;
   if (!kernels::kv_type_from_name(s.kv_type, kv_type))
     fail("kv_type (--kv-type) must be f16, f32 or q8_0, got '", s.kv_type, "'");
+  FileBacking backing;
+  if (!file_backing_from_name(s.weights, backing))
+    fail("weights (--weights) must be map, copy or hugepages, got '", s.weights, "'");
 }
 
 }  // namespace pocket::server

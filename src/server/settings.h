@@ -28,6 +28,7 @@ struct ServerSettings {
   int64_t default_max_tokens = 2048;  // when a request gives no limit
   int threads = 0;           // 0: the thread pool's default
   std::string kv_type = "f16";
+  std::string weights = "map";  // map | copy | hugepages (util/mmap.h)
   int http_threads = 0;      // 0: 2 * (parallel + max_queue) + 8
 };
 

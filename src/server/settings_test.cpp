@@ -53,5 +53,22 @@ TEST(ServerSettings, KvTypeIsF16F32OrQ8_0) {
   }
 }
 
+TEST(ServerSettings, WeightsIsMapCopyOrHugepages) {
+  ServerSettings s;
+  EXPECT_EQ(s.weights, "map");
+  load_settings_toml("weights = \"hugepages\"\n", "t", s);
+  EXPECT_EQ(s.weights, "hugepages");
+  EXPECT_NO_THROW(validate_settings(s));
+  EXPECT_EQ(error_of("weights = \"huge\"\n"),
+            "pocket.toml:1: key 'weights' must be \"map\", \"copy\" or \"hugepages\", got \"huge\"");
+  s.weights = "mmap";  // from --weights
+  try {
+    validate_settings(s);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "weights (--weights) must be map, copy or hugepages, got 'mmap'");
+  }
+}
+
 }  // namespace
 }  // namespace pocket::server
