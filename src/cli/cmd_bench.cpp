@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -54,17 +55,26 @@ options:
   --batch B              sequences decoding together in the tg test (default 1)
   --ubatch U             prompt tokens per forward call (default P)
   --kv-type f16|f32|q8_0 KV cache type (default f16)
+  --weights map|copy|hugepages
+                         where the weights live: the file mapped (default), a
+                         private copy, or a copy on 2 MiB pages (fewer TLB misses)
   --cpu-level L          use kernels up to level L (scalar, avx2, avx512)
   --reference            reference kernels (exact f32 activations, one thread)
   --no-bandwidth         skip the bandwidth measurement
   --profile              time every kernel (thread CPU time of the calling thread;
-                         use -t 1 to count all the work) and print a breakdown
+                         use -t 1 to count all the work) and print a breakdown;
+                         matmul per weight type and bytes per call, with the speed
+                         its weights stream at (weight GB/s)
   --kernels TYPES        matmul micro-benchmark for comma-separated weight types
                          (q4_K,q6_K,q8_0,f16,...): decode (1 row) on a 256 MiB
                          matrix and prefill (P rows) on 1024 x 3584, with the
                          machine's multiply-add peak of each type's inner loop
-  --decode-mib M         size of the --kernels decode matrix (default 256; one
-                         that fits the caches, e.g. 1, shows the compute speed)
+  --decode-mib M         size of the --kernels decode matrix in MiB (default 256;
+                         one that fits the caches, e.g. 1, shows the compute speed)
+  --decode-matrices K    K distinct decode matrices of that size, multiplied one
+                         after another (default 1): e.g. --decode-mib 1.2
+                         --decode-matrices 64 shows the cost per product of a
+                         decode step's many small cold matrices
   --json                 one JSON object instead of the table
 )";
 
@@ -100,6 +110,15 @@ long long int_option(Args& args, const char* name, const char* alt, long long df
   return r;
 }
 
+double double_option(Args& args, const char* name, double dflt) {
+  auto v = args.value(name);
+  if (!v) return dflt;
+  char* end = nullptr;
+  const double r = std::strtod(v->c_str(), &end);
+  if (v->empty() || *end) fail("option ", name, ": expected a number, got '", *v, "'");
+  return r;
+}
+
 std::string format_bytes(uint64_t b) {
   char buf[64];
   if (b >= (uint64_t(1) << 30))
@@ -112,13 +131,15 @@ std::string format_bytes(uint64_t b) {
 // ---------------------------------------------------------------------------
 // --profile: where the time goes. Every kernel of the table is wrapped with a
 // timer (thread CPU time of the calling thread, and wall time); matmul is
-// broken down by weight type. Run with -t 1 for CPU times that include all the
-// work (with more threads only the calling thread's share is counted).
+// broken down by weight type and bytes per call. Run with -t 1 for CPU times
+// that include all the work (with more threads only the calling thread's share
+// is counted).
 
 struct ProfileSlot {
   std::string name;
   int64_t calls = 0;
   double cpu_s = 0, wall_s = 0;
+  uint64_t bytes_per_call = 0;  // matmul slots: weight bytes one call reads
 };
 std::vector<ProfileSlot>& profile_slots() {
   static std::vector<ProfileSlot> slots;
@@ -169,18 +190,32 @@ void wrap(kernels::Ops& t, const char* name) {
   t.*Member = &W::call;
 }
 
-size_t g_matmul_slots[64];  // by weight type id
+// Matmul slots by weight type and weight bytes per call (one slot per matrix
+// shape of the model: the small per-layer products and the LM head stream at
+// different speeds). A group is counted under its first product's type.
+size_t matmul_slot(uint32_t type, uint64_t bytes) {
+  static std::map<std::pair<uint32_t, uint64_t>, size_t> slots;
+  auto [it, added] = slots.try_emplace({type, bytes}, profile_slots().size());
+  if (added) {
+    char name[64];
+    std::snprintf(name, sizeof name, "matmul %s %.2f MB",
+                  std::string(gguf::type_name(type)).c_str(), double(bytes) * 1e-6);
+    profile_slots().push_back({name, 0, 0, 0, bytes});
+  }
+  return it->second;
+}
 
 void timed_matmul(const kernels::Mat& w, const float* x, int64_t n_rows, int64_t x_stride, float* y,
                   int64_t y_stride) {
-  ProfileScope scope(g_matmul_slots[uint32_t(w.type) % 64]);
+  ProfileScope scope(matmul_slot(uint32_t(w.type), uint64_t(w.n_out) * w.row_bytes));
   g_profiled_inner.matmul(w, x, n_rows, x_stride, y, y_stride);
 }
 
-// A group is counted under its first product's weight type.
 void timed_matmul_group(const kernels::MatmulOut* outs, int n_outs, const float* x, int64_t n_rows,
                         int64_t x_stride) {
-  ProfileScope scope(g_matmul_slots[n_outs > 0 ? uint32_t(outs[0].w.type) % 64 : 0]);
+  uint64_t bytes = 0;
+  for (int i = 0; i < n_outs; i++) bytes += uint64_t(outs[i].w.n_out) * outs[i].w.row_bytes;
+  ProfileScope scope(matmul_slot(n_outs > 0 ? uint32_t(outs[0].w.type) : 0, bytes));
   g_profiled_inner.matmul_group(outs, n_outs, x, n_rows, x_stride);
 }
 
@@ -189,10 +224,6 @@ void install_profiler() {
   static kernels::Ops table;
   table = g_profiled_inner;
   table.name = g_profiled_inner.name;
-  for (uint32_t id = 0; id < 64; id++) {
-    g_matmul_slots[id] = profile_slots().size();
-    profile_slots().push_back({"matmul " + std::string(gguf::type_name(id))});
-  }
   table.matmul = timed_matmul;
   table.matmul_group = timed_matmul_group;
   wrap<&kernels::Ops::rmsnorm>(table, "rmsnorm");
@@ -222,17 +253,22 @@ void print_profile(const char* test, double total_cpu_s, double total_wall_s) {
       cpu += s.cpu_s;
       wall += s.wall_s;
     }
-  slots.push_back({"(outside kernels)", 0, total_cpu_s - cpu, total_wall_s - wall});
+  slots.push_back({"(outside kernels)", 0, total_cpu_s - cpu, total_wall_s - wall, 0});
   std::sort(slots.begin(), slots.end(),
             [](const auto& a, const auto& b) { return a.cpu_s > b.cpu_s; });
   std::printf("\nprofile of %s (calling thread: CPU %.1f ms, wall %.1f ms)\n", test,
               total_cpu_s * 1e3, total_wall_s * 1e3);
-  std::printf("| %-24s | %7s | %10s | %6s | %10s |\n", "kernel", "calls", "cpu ms", "cpu %",
-              "wall ms");
-  for (const ProfileSlot& s : slots)
-    std::printf("| %-24s | %7lld | %10.2f | %5.1f%% | %10.2f |\n", s.name.c_str(),
+  std::printf("| %-24s | %7s | %10s | %6s | %10s | %11s |\n", "kernel", "calls", "cpu ms", "cpu %",
+              "wall ms", "weight GB/s");
+  for (const ProfileSlot& s : slots) {
+    char gbps[32] = "";
+    if (s.bytes_per_call && s.wall_s > 0)
+      std::snprintf(gbps, sizeof gbps, "%.1f",
+                    double(s.bytes_per_call) * double(s.calls) / s.wall_s * 1e-9);
+    std::printf("| %-24s | %7lld | %10.2f | %5.1f%% | %10.2f | %11s |\n", s.name.c_str(),
                 (long long)s.calls, s.cpu_s * 1e3, 100.0 * s.cpu_s / std::max(1e-12, total_cpu_s),
-                s.wall_s * 1e3);
+                s.wall_s * 1e3, gbps);
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -272,6 +308,18 @@ uint64_t decode_bytes_per_step(const model::Model& m) {
   }
   bytes += double(mat_bytes(m.lm_head())) + double(m.token_embd().row_bytes);
   return uint64_t(bytes);
+}
+
+// The process's memory on transparent huge pages (0 where unknown).
+uint64_t anon_huge_page_bytes() {
+  std::FILE* f = std::fopen("/proc/self/smaps_rollup", "r");
+  if (!f) return 0;
+  char line[256];
+  unsigned long long kb = 0;
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "AnonHugePages: %llu kB", &kb) == 1) break;
+  std::fclose(f);
+  return uint64_t(kb) * 1024;
 }
 
 std::vector<int32_t> random_tokens(int64_t n, int64_t n_vocab, std::mt19937& rng) {
@@ -386,10 +434,17 @@ std::vector<uint8_t> replicated_weights(gguf::TensorType t, int64_t n_in, int64_
   return bytes;
 }
 
-KernelResult bench_matmul(const kernels::Ops& ops, gguf::TensorType t, const char* test,
-                          int64_t n_in, int64_t n_out, int64_t rows, int reps) {
+// n_mats distinct copies of the matrix, multiplied one after another per run:
+// with more bytes in all than the caches hold, each product starts cold, as
+// the many small products of a decode step do (per-call costs show).
+KernelResult bench_matmul(const kernels::Ops& ops, gguf::TensorType t, const std::string& test,
+                          int64_t n_in, int64_t n_out, int64_t rows, int reps, int n_mats = 1) {
   const std::vector<uint8_t> w = replicated_weights(t, n_in, n_out);
-  const kernels::Mat mat{t, w.data(), n_in, n_out, gguf::row_bytes(t, uint64_t(n_in))};
+  std::vector<std::vector<uint8_t>> copies(size_t(n_mats - 1), w);
+  std::vector<kernels::Mat> mats;
+  for (int i = 0; i < n_mats; i++)
+    mats.push_back({t, i == 0 ? w.data() : copies[size_t(i - 1)].data(), n_in, n_out,
+                    gguf::row_bytes(t, uint64_t(n_in))});
   std::mt19937 rng(4);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::vector<float> x(size_t(rows * n_in)), y(size_t(rows * n_out));
@@ -399,7 +454,7 @@ KernelResult bench_matmul(const kernels::Ops& ops, gguf::TensorType t, const cha
   for (int rep = -1; rep < reps; rep++) {
     const double c0 = process_cpu_seconds();
     const auto t0 = std::chrono::steady_clock::now();
-    ops.matmul(mat, x.data(), rows, n_in, y.data(), n_out);
+    for (const kernels::Mat& mat : mats) ops.matmul(mat, x.data(), rows, n_in, y.data(), n_out);
     if (rep >= 0) {
       ms.push_back(seconds_since(t0) * 1e3);
       cpu += (process_cpu_seconds() - c0) * 1e3;
@@ -409,13 +464,13 @@ KernelResult bench_matmul(const kernels::Ops& ops, gguf::TensorType t, const cha
       std::string(gguf::type_name(t)),        test, n_in, n_out, rows, stats_of(ms), 0, 0, 0,
       *std::min_element(ms.begin(), ms.end())};
   r.cpu_ms = cpu / reps / thread_count();
-  r.weight_gbps = double(w.size()) / (r.ms.mean * 1e-3) * 1e-9;
-  r.gmacs = double(n_in) * double(n_out) * double(rows) / (r.ms.mean * 1e-3) * 1e-9;
+  r.weight_gbps = double(w.size()) * n_mats / (r.ms.mean * 1e-3) * 1e-9;
+  r.gmacs = double(n_in) * double(n_out) * double(rows) * n_mats / (r.ms.mean * 1e-3) * 1e-9;
   return r;
 }
 
-int run_kernel_bench(const std::string& list, int64_t prompt_rows, int64_t decode_mib, int reps,
-                     bool json) {
+int run_kernel_bench(const std::string& list, int64_t prompt_rows, double decode_mib,
+                     int decode_matrices, int reps, bool json) {
   const kernels::Ops& ops = kernels::ops();
   const kernels::ComputePeak peak = kernels::measure_compute_peak();
   std::vector<KernelResult> results;
@@ -425,8 +480,11 @@ int run_kernel_bench(const std::string& list, int64_t prompt_rows, int64_t decod
     if (!t) fail("--kernels: unknown type '", name, "'");
     const int64_t n_in = 1024;
     const uint64_t rb = gguf::row_bytes(*t, n_in);
-    const int64_t big_rows = std::max<int64_t>(1, int64_t((uint64_t(decode_mib) << 20) / rb));
-    results.push_back(bench_matmul(ops, *t, "decode", n_in, big_rows, 1, reps));
+    const int64_t big_rows =
+        std::max<int64_t>(1, int64_t(decode_mib * double(1 << 20) / double(rb)));
+    results.push_back(bench_matmul(
+        ops, *t, decode_matrices > 1 ? "decode x" + std::to_string(decode_matrices) : "decode",
+        n_in, big_rows, 1, reps, decode_matrices));
     if (prompt_rows > 0)
       results.push_back(bench_matmul(ops, *t, "prefill", n_in, 3584, prompt_rows, reps));
   }
@@ -461,12 +519,12 @@ int run_kernel_bench(const std::string& list, int64_t prompt_rows, int64_t decod
     return 0;
   }
   std::printf("kernels %s, %d threads\n", ops.name, thread_count());
-  std::printf("| %-7s | %-7s | %5s | %6s | %4s | %17s | %8s | %7s | %6s | %8s | %8s |\n", "type",
+  std::printf("| %-7s | %-11s | %5s | %6s | %4s | %17s | %8s | %7s | %6s | %8s | %8s |\n", "type",
               "test", "n_in", "n_out", "rows", "ms", "GB/s", "GMAC/s", "% peak", "cpu ms",
               "best ms");
   for (const auto& r : results)
     std::printf(
-        "| %-7s | %-7s | %5lld | %6lld | %4lld | %8.3f +- %6.3f | %8.2f | %7.2f | %5.0f%% | %8.3f "
+        "| %-7s | %-11s | %5lld | %6lld | %4lld | %8.3f +- %6.3f | %8.2f | %7.2f | %5.0f%% | %8.3f "
         "| %8.3f |\n",
         r.type.c_str(), r.test.c_str(), (long long)r.n_in, (long long)r.n_out, (long long)r.rows,
         r.ms.mean, r.ms.stddev, r.weight_gbps, r.gmacs, 100.0 * r.peak_fraction, r.cpu_ms,
@@ -495,12 +553,17 @@ int cmd_bench(int argc, char** argv) {
   const int64_t batch = std::max<long long>(1, int_option(args, "--batch", "", 1));
   const int64_t ubatch = int_option(args, "--ubatch", "", 0);
   const std::string kv = args.value_or("--kv-type", "f16");
+  const std::string weights = args.value_or("--weights", "map");
   const auto level_name = args.value("--cpu-level");
   const bool reference = args.flag("--reference");
   const bool no_bandwidth = args.flag("--no-bandwidth");
   g_profile = args.flag("--profile");
   const auto kernel_types = args.value("--kernels");
-  const int64_t decode_mib = std::max<long long>(1, int_option(args, "--decode-mib", "", 256));
+  const double decode_mib = double_option(args, "--decode-mib", 256);
+  const int decode_matrices =
+      int(std::max<long long>(1, int_option(args, "--decode-matrices", "", 1)));
+  if (!(decode_mib > 0) || double(decode_matrices) * decode_mib > 16384)
+    fail("--decode-mib x --decode-matrices: expected a size > 0 and at most 16384 MiB in all");
   const bool json = args.flag("--json");
   args.finish();
 
@@ -513,13 +576,20 @@ int cmd_bench(int argc, char** argv) {
   kernels::set_ops(reference ? kernels::reference_ops() : kernels::best_ops());
   if (g_profile) install_profiler();
 
-  if (kernel_types) return run_kernel_bench(*kernel_types, n_prompt, decode_mib, reps, json);
+  if (kernel_types)
+    return run_kernel_bench(*kernel_types, n_prompt, decode_mib, decode_matrices, reps, json);
   if (!model_path) fail("-m FILE is required (or --kernels TYPES); see pocket bench --help");
   kernels::KvType kv_type = kernels::KvType::F16;
   if (!kernels::kv_type_from_name(kv, kv_type))
     fail("--kv-type: expected f16, f32 or q8_0, got '", kv, "'");
 
-  const auto model = model::Model::load(*model_path);
+  FileBacking backing = FileBacking::kMap;
+  if (!file_backing_from_name(weights, backing))
+    fail("--weights: expected map, copy or hugepages, got '", weights, "'");
+  const auto model = model::Model::load(*model_path, backing);
+  if (backing == FileBacking::kHugePages && !json)
+    std::printf("weights on huge pages: %.0f MiB (AnonHugePages of the process)\n",
+                double(anon_huge_page_bytes()) / double(1 << 20));
   runtime::KvPool pool(*model, {.kv_type = kv_type});
   uint64_t params = 0;
   for (const auto& t : model->file().tensors()) params += t.n_elements;
