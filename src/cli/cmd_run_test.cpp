@@ -96,6 +96,20 @@ class RunCommand : public ::testing::Test {
   void SetUp() override {
     if (!pocket_bin()) GTEST_SKIP() << "POCKET_BIN not set (run through ctest)";
   }
+  // The tiny model's greedy output for one prompt with `flag` set to each value in turn (each
+  // run must succeed), to compare settings that must not change the tokens.
+  static std::vector<std::string> greedy_outputs_with(const char* flag,
+                                                      std::initializer_list<const char*> values) {
+    std::vector<std::string> out;
+    for (const char* v : values) {
+      const RunResult r =
+          run_pocket({"-m", golden("tiny-qwen35-dense-tied-f32.gguf"), "--prompt-ids",
+                      "5,17,300,42,9,1000,7,77", "-n", "12", "--temp", "0", flag, v});
+      EXPECT_EQ(r.status, 0) << flag << " " << v << ": " << r.err;
+      out.push_back(r.out);
+    }
+    return out;
+  }
   // Checks the JSON token lines against a golden prompt's first n steps.
   static void expect_golden(const std::vector<json>& lines, const json& prompt, size_t n, int top_k) {
     const std::vector<int32_t> gen = prompt["generated_ids"].get<std::vector<int32_t>>();
@@ -204,15 +218,8 @@ TEST_F(RunCommand, ClearErrors) {
 }
 
 TEST_F(RunCommand, KvTypeQ8_0GeneratesLikeF16AndBadNamesAreRejected) {
-  std::string out[3];
-  int i = 0;
-  for (const char* kv : {"f32", "f16", "q8_0"}) {
-    const RunResult r =
-        run_pocket({"-m", golden("tiny-qwen35-dense-tied-f32.gguf"), "--prompt-ids",
-                    "5,17,300,42,9,1000,7,77", "-n", "12", "--temp", "0", "--kv-type", kv});
-    ASSERT_EQ(r.status, 0) << kv << ": " << r.err;
-    out[i++] = r.out;
-  }
+  const std::vector<std::string> out = greedy_outputs_with("--kv-type", {"f32", "f16", "q8_0"});
+  ASSERT_EQ(out.size(), 3u);
   EXPECT_FALSE(out[0].empty());
   EXPECT_EQ(out[1], out[0]);
   EXPECT_EQ(out[2], out[0]);  // greedy tokens of the tiny model survive int8 K/V
@@ -225,15 +232,8 @@ TEST_F(RunCommand, KvTypeQ8_0GeneratesLikeF16AndBadNamesAreRejected) {
 
 // The weights copied (plain or onto huge pages) give the mapped file's tokens.
 TEST_F(RunCommand, WeightsBackingsGenerateTheSameTokens) {
-  std::string out[3];
-  int i = 0;
-  for (const char* weights : {"map", "copy", "hugepages"}) {
-    const RunResult r =
-        run_pocket({"-m", golden("tiny-qwen35-dense-tied-f32.gguf"), "--prompt-ids",
-                    "5,17,300,42,9,1000,7,77", "-n", "12", "--temp", "0", "--weights", weights});
-    ASSERT_EQ(r.status, 0) << weights << ": " << r.err;
-    out[i++] = r.out;
-  }
+  const std::vector<std::string> out = greedy_outputs_with("--weights", {"map", "copy", "hugepages"});
+  ASSERT_EQ(out.size(), 3u);
   EXPECT_FALSE(out[0].empty());
   EXPECT_EQ(out[1], out[0]);
   EXPECT_EQ(out[2], out[0]);
