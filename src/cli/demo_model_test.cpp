@@ -62,6 +62,12 @@ TEST(DemoModel, AccuracySample) {
   std::cout << out;
 }
 
+// The data generator: version-3 workings spell their results, version 2 is unchanged.
+TEST(DemoModel, DataGenerator) {
+  auto [rc, out] = sh(kPython + " " + shell_quote(kSource + "/tools/test_demo_data.py"));
+  EXPECT_EQ(rc, 0) << out;
+}
+
 TEST(DemoModel, DefaultModelPathFindsTheDemoModel) {
   ASSERT_TRUE(std::filesystem::exists(kModel)) << kModel;
   std::string p = cli::default_model_path();
