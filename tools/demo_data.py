@@ -14,14 +14,20 @@ import string
 # borrows and multiplication one fact per step, counts one letter with a running count, and
 # weights the mix towards the tasks the version-2 model got wrong. `set_version(2)` gives the
 # version-2 data exactly (same random draws), to reproduce the earlier training phases.
-DATA_VERSION = 3
+# Version 4 states the deciding digit fact of a comparison ("and 4 > 1"), repeats the wanted
+# letter at each step of a one-letter count ("H vs R no 0"), sorts letters by inserting one at a
+# time, and shows the working of comparisons and one-letter counts in the visible answer when
+# thinking is off. Its vocabulary also has every word of WORDS as one token (see
+# vocab_extra_tokens), so copying a word is one step, as copying a letter is.
+DATA_VERSION = 4
+VERSIONS = (2, 3, 4)
 
 
 def set_version(v):
     global DATA_VERSION, MIX
-    assert v in (2, 3), f"data version {v}: only 2 and 3 exist"
+    assert v in VERSIONS, f"data version {v}: only {VERSIONS} exist"
     DATA_VERSION = v
-    MIX = MIX_V2 if v == 2 else MIX_V3
+    MIX = {2: MIX_V2, 3: MIX_V3, 4: MIX_V4}[v]
 
 # ---------------------------------------------------------------------------------------------
 # Arithmetic
@@ -129,13 +135,20 @@ def gen_mul(rng, think):
     return q, ans, f"Multiply digit by digit from the right: {_mul_work(a, b)}. So {a} * {b} = {a * b}.", a * b
 
 
+def _rel(x, y):
+    return f"{x} {'<' if x < y else '>'} {y}"
+
+
 def _cmp_work(a, b):
     sa, sb = str(a), str(b)
+    v4 = DATA_VERSION >= 4  # the fact that decides, written out: one comparison of two digits
     if len(sa) != len(sb):
-        return f"{a} has {len(sa)} digits and {b} has {len(sb)} digits"
+        return f"{a} has {len(sa)} digits and {b} has {len(sb)} digits" + \
+            (f", and {_rel(len(sa), len(sb))}" if v4 else "")
     for x, y in zip(sa, sb):
         if x != y:
-            return f"both have {len(sa)} digits; the first different digits are {x} and {y}"
+            return f"both have {len(sa)} digits; the first different digits are {x} and {y}" + \
+                (f", and {_rel(x, y)}" if v4 else "")
     return "they are the same number"
 
 
@@ -220,6 +233,10 @@ def gen_sort_letters(rng, ok):
     s = rand_letters(rng, lambda x: ok(x) and ok("".join(sorted(x))))
     t = "".join(sorted(s))
     q = rng.choice(SORT_Q).format(s=s)
+    if DATA_VERSION >= 4:  # insertion: each step names the next letter and the list with it in place
+        steps = [f"{x}: {spaced(sorted(s[:i + 1]))}" for i, x in enumerate(s)]
+        return q, t, f"Inserting the letters of {s} one at a time: {'; '.join(steps)}. " \
+                     f"In alphabetical order: {spaced(t)}."
     return q, t, f"The letters of {s} are {spaced(s)}. In alphabetical order: {spaced(t)}."
 
 
@@ -235,6 +252,12 @@ def gen_count_char(rng, ok):
     c = rng.choice(s)
     q = rng.choice(CNTC_Q).format(s=s, c=c)
     n = s.count(c)
+    if DATA_VERSION >= 4:  # the wanted letter next to each letter: the comparison is local
+        run, k = [], 0
+        for x in s:
+            k += x == c
+            run.append(f"{c} vs {x} {'yes' if x == c else 'no'} {k}")
+        return q, f"{n}", f"Counting {c} in {spaced(s)}: {', '.join(run)}. So {c} appears {n} times."
     if DATA_VERSION >= 3:  # a running count: each step compares one letter and adds 0 or 1
         run, k = [], 0
         for x in s:
@@ -388,6 +411,10 @@ def make_example(rng, kind, ok, think=None):
             # A tiny model cannot write the most significant digit first without working:
             # with thinking off the visible answer carries the same working, ending in the result.
             ans = work
+        elif DATA_VERSION >= 4 and not think and kind in ("larger", "count_char", "sort_letters"):
+            ans = work  # these workings end in a sentence with the result
+        elif DATA_VERSION >= 4 and not think and kind == "gt":
+            ans = f"{work} {ans}"
         return dict(kind=kind, messages=msgs, tools=tools, think=think,
                     target={"reasoning": work if think else "", "content": ans}, answer=ans)
     if kind == "json":
@@ -429,7 +456,18 @@ MIX_V2 = {"add": 14, "sub": 12, "mul": 10, "larger": 5, "gt": 5,
 MIX_V3 = {"add": 14, "sub": 14, "mul": 12, "larger": 4, "gt": 4,
           "reverse": 4, "sort_letters": 6, "count_letters": 3, "count_char": 5, "count_words": 4,
           "reverse_words": 6, "sort_words": 6, "json": 6, "tool_call": 3, "tool_answer": 2}
-MIX = MIX_V3
+# Version 4: the changed kinds (comparisons, one-letter counts, letter sorting) and the word
+# tasks (now one token per word) weigh more; add/sub/mul (93-100 %) keep enough to stay learned.
+MIX_V4 = {"add": 8, "sub": 12, "mul": 8, "larger": 6, "gt": 6,
+          "reverse": 3, "sort_letters": 8, "count_letters": 3, "count_char": 8, "count_words": 5,
+          "reverse_words": 6, "sort_words": 6, "json": 7, "tool_call": 2, "tool_answer": 2}
+MIX = MIX_V4
+
+
+def vocab_extra_tokens():
+    """Tokens the version-4 vocabulary adds to the first --n-regular Qwen3 tokens: each word of
+    WORDS with and without its leading space (in the byte-level alphabet, space is 'Ġ')."""
+    return [p + w for w in WORDS for p in ("\u0120", "")]
 
 
 def sample_kind(rng, mix=None):

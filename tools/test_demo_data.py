@@ -2,8 +2,11 @@
 
 * Every version-3 working spells its result: the digits it writes, read back, are the answer,
   for all subtractions a - b (0 <= b <= a < 1000), additions up to 999 + 999 and 10..99 x 2..9.
-* Version 2 is unchanged: a digest of its first 300 examples (seed 1234) equals the one taken
-  when version 3 was added, so the earlier training phases stay reproducible.
+* Version 2 and 3 are unchanged: digests of their first 300 examples (seed 1234) equal the ones
+  taken when the next version was added, so the earlier training phases stay reproducible.
+* Version 4: a comparison's working states the digit fact that decides it, a one-letter count's
+  working ends in the count, an insertion sort's last step is the sorted string, and without
+  thinking those workings are the visible answer.
 """
 import hashlib
 import json
@@ -16,6 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import demo_data as D  # noqa: E402
 
 V2_DIGEST = "022b2a0438b47e8b193307268286eac99ef0aedef189e439987b34555e72bdbb"
+V3_DIGEST = "a1ace71fc9ce9cd974989b6e39a48c2b1e6c4f63e47c073568b4471e6c4d8018"
 
 
 def digest(version, n=300, seed=1234):
@@ -25,7 +29,43 @@ def digest(version, n=300, seed=1234):
     return hashlib.sha256(json.dumps(exs, sort_keys=True).encode()).hexdigest()
 
 
+def check_v4():
+    D.set_version(4)
+    rng = random.Random(11)
+    for _ in range(400):
+        for think in (False, True):
+            kind = rng.choice(["larger", "gt", "count_char", "sort_letters"])
+            e = D.make_example(rng, kind, lambda s: True, think=think)
+            q, t = e["messages"][-1]["content"], e["target"]
+            work = t["reasoning"] if think else t["content"]
+            if kind in ("larger", "gt"):
+                a, b = map(int, re.findall(r"\d+", q)[:2])
+                m = re.search(r"digits are (\d) and (\d), and (\d) ([<>]) (\d)", work) or \
+                    re.search(r"has (\d) digits and \d+ has (\d) digits, and (\d) ([<>]) (\d)", work)
+                assert (m is not None) == (a != b), (q, work)
+                if m:
+                    x, y = int(m.group(3)), int(m.group(5))
+                    assert (x < y) == (m.group(4) == "<") and (x < y) == (a < b), (q, work)
+                if kind == "larger":
+                    assert work.endswith(f"So {max(a, b)} is larger."), (q, work)
+                elif not think:
+                    assert work.endswith("Yes, %d is greater than %d." % (a, b) if a > b else
+                                         "No, %d is %s %d." % (a, "less than" if a < b else "equal to", b)), work
+            elif kind == "count_char":
+                c, s = re.search(r"([A-Z])\b.*?\b([A-Z]{3,})\b", q).groups() if "appear" in q or "letter" in q \
+                    else re.search(r"many ([A-Z])s are in ([A-Z]+)", q).groups()
+                steps = re.findall(r"([A-Z]) vs ([A-Z]) (yes|no) (\d+)", work)
+                assert [x for _, x, _, _ in steps] == list(s) and all(w == c for w, _, _, _ in steps), (q, work)
+                assert int(steps[-1][3]) == s.count(c) and work.endswith(f"appears {s.count(c)} times."), (q, work)
+            else:
+                s = re.search(r"\b([A-Z]{3,})\b", q).group(1)
+                last = re.findall(r"[A-Z]: ([A-Z ]+)", work)[-1].replace(" ", "")
+                assert last == "".join(sorted(s)) and work.endswith(f"order: {' '.join(sorted(s))}."), (q, work)
+            assert think or t["reasoning"] == ""
+
+
 def main():
+    check_v4()
     D.set_version(3)
     for a in range(1000):
         for b in range(a + 1):
@@ -55,6 +95,8 @@ def main():
         print(got)
         return 0
     assert got == V2_DIGEST, f"version-2 data changed: digest {got}, expected {V2_DIGEST}"
+    got = digest(3)
+    assert got == V3_DIGEST, f"version-3 data changed: digest {got}, expected {V3_DIGEST}"
     print("demo_data OK")
     return 0
 

@@ -52,7 +52,12 @@ from demo_paths import ROOT, shared_file as find_shared_file  # noqa: E402
 # ---------------------------------------------------------------------------------------------
 # 1. vocabulary
 
-def build_vocab_meta(n_regular):
+def build_vocab_meta(n_regular, extra=()):
+    """The demo vocabulary: the first n_regular regular Qwen3 tokens, then the `extra` tokens
+    together with the tokens their Qwen3 merges are built from (so BPE produces them exactly as
+    the full tokenizer does), then the special tokens. Returns (meta, tokens, special ids,
+    pieces), where pieces maps each added token to the ids of the first n_regular tokens it is
+    made of (to initialise its embedding from a model without it)."""
     meta, _ = G.read_gguf(find_shared_file("golden/vocab-qwen3-qwen35.gguf"))
     toks = meta["tokenizer.ggml.tokens"][1][1]
     types = meta["tokenizer.ggml.token_type"][1][1]
@@ -60,15 +65,42 @@ def build_vocab_meta(n_regular):
     regular = toks[:n_regular]
     assert all(t == 1 for t in types[:n_regular])
     keep = set(regular)
+    made_of = {}
+    for m in merges:
+        a, b = m.split(" ", 1)
+        made_of.setdefault(a + b, (a, b))
+    added, pieces = [], {}
+
+    def leaves(t):
+        if t in keep and t not in pieces:
+            return [regular.index(t)]
+        if t in pieces:
+            return pieces[t]
+        assert t in made_of, f"extra token {t!r} is not a Qwen3 merge result"
+        a, b = made_of[t]
+        pa, pb = leaves(a), leaves(b)
+        for part in (a, b):
+            if part not in keep:
+                keep.add(part)
+                added.append(part)
+        pieces[t] = pa + pb
+        return pieces[t]
+    whole = set(toks)
+    for t in extra:  # a word that is no single Qwen3 token (e.g. "milk" without its space) stays split
+        if t not in keep and t in whole:
+            leaves(t)
+            keep.add(t)
+            added.append(t)
     kept_merges = []
     for m in merges:
         a, b = m.split(" ", 1)
         if a in keep and b in keep and (a + b) in keep:
             kept_merges.append(m)
     specials = [(i, toks[i], types[i]) for i in range(len(toks)) if types[i] in (3, 4)]
-    new_toks = list(regular) + [s[1] for s in specials]
-    new_types = [1] * n_regular + [s[2] for s in specials]
-    sid = {t: n_regular + j for j, (_, t, _) in enumerate(specials)}
+    n_plain = n_regular + len(added)
+    new_toks = list(regular) + added + [s[1] for s in specials]
+    new_types = [1] * n_plain + [s[2] for s in specials]
+    sid = {t: n_plain + j for j, (_, t, _) in enumerate(specials)}
     vm = [("tokenizer.ggml.model", G.T_STR, "gpt2"),
           ("tokenizer.ggml.pre", G.T_STR, "qwen35"),
           ("tokenizer.ggml.tokens", G.T_ARR, (G.T_STR, new_toks)),
@@ -78,7 +110,7 @@ def build_vocab_meta(n_regular):
           ("tokenizer.ggml.padding_token_id", G.T_U32, sid["<|endoftext|>"]),
           ("tokenizer.ggml.bos_token_id", G.T_U32, sid["<|endoftext|>"]),
           ("tokenizer.ggml.add_bos_token", G.T_BOOL, False)]
-    return vm, new_toks, sid
+    return vm, new_toks, sid, {n_regular + i: pieces[t] for i, t in enumerate(added)}
 
 
 def write_vocab_gguf(path, vm, template):
@@ -234,7 +266,7 @@ def main():
                     help="start from this checkpoint of a model of the same shape: its weights, a "
                          "fresh optimizer and schedule (step 0), and this run's data from its start "
                          "(to continue a model on new data, e.g. another --data-version)")
-    ap.add_argument("--data-version", type=int, default=D.DATA_VERSION, choices=[2, 3],
+    ap.add_argument("--data-version", type=int, default=D.DATA_VERSION, choices=list(D.VERSIONS),
                     help="generator version of tools/demo_data.py (2 reproduces the earlier phases)")
     ap.add_argument("--ckpt-every", type=int, default=50)
     ap.add_argument("--export-every", type=int, default=0, help="also export GGUF every N steps")
@@ -255,16 +287,17 @@ def main():
     template = open(find_shared_file("golden/qwen3.5-chat-template.jinja")).read()
     tmpl = D.template_env(template)
 
-    vm, toks, sid = build_vocab_meta(args.n_regular)
+    extra = D.vocab_extra_tokens() if D.DATA_VERSION >= 4 else ()
+    vm, toks, sid, pieces = build_vocab_meta(args.n_regular, extra)
     vocab_path = os.path.join(args.work, "vocab.gguf")
     write_vocab_gguf(vocab_path, vm, template)
-    print(f"vocab: {len(toks)} tokens ({args.n_regular} regular), "
+    print(f"vocab: {len(toks)} tokens ({args.n_regular} regular, {len(pieces)} added), "
           f"{len(vm[4][2][1])} merges, specials {sid}")
     if args.stage == "vocab":
         return
     tok = Tok(args.pocket, vocab_path)
 
-    data_path = os.path.join(args.work, f"data_v{D.DATA_VERSION}_{args.n_regular}_{args.n_train}_{args.seed}.json")
+    data_path = os.path.join(args.work, f"data_v{D.DATA_VERSION}_{args.n_regular}{'w' if extra else ''}_{args.n_train}_{args.seed}.json")
     if os.path.exists(data_path):
         data = json.load(open(data_path))
     else:
@@ -300,7 +333,8 @@ def main():
     if args.grow_from and not os.path.exists(ckpt_path):
         grow_checkpoint(model, opt, args.grow_from, ckpt_path)
     if args.start_from and not os.path.exists(ckpt_path):
-        grow_checkpoint(model, opt, args.start_from, ckpt_path, new_data=True)
+        grow_checkpoint(model, opt, args.start_from, ckpt_path, new_data=True,
+                        vocab_growth=(args.n_regular, pieces))
     if os.path.exists(ckpt_path):
         ck = torch.load(ckpt_path)
         model.load_state_dict(ck["model"])
@@ -380,16 +414,29 @@ def main():
 RESUME_BI = {}
 
 
-def grow_checkpoint(model, opt, src_path, ckpt_path, new_data=False):
+def grow_checkpoint(model, opt, src_path, ckpt_path, new_data=False, vocab_growth=None):
     """Writes ckpt_path: `model` initialised from the shallower model in src_path.
 
     Layers 0..n-1 are copied (the attention pattern (i+1) % 4 == 0 is the same for them), the
     embedding and final norm too; every new layer's residual outputs (attention o_proj, GDN
     out_proj, FFN down_proj) are zeroed, so the grown model computes exactly the old function and
     the new layers learn from there. The data order continues where the old run stopped, or
-    starts from the beginning with `new_data` (the run trains on another data set)."""
+    starts from the beginning with `new_data` (the run trains on another data set).
+
+    vocab_growth = (n_regular, pieces): the old model's vocabulary is the first n_regular tokens
+    plus the specials, this one inserts the tokens of `pieces` (id -> old ids it is made of)
+    before the specials; each new token's embedding starts as the mean of its pieces'."""
     ck = torch.load(src_path)
-    old = ck["model"]
+    old = dict(ck["model"])
+    emb = old["embed.weight"]
+    n_new = model.embed.weight.shape[0]
+    if emb.shape[0] != n_new and vocab_growth:
+        n_regular, pieces = vocab_growth
+        assert n_new - emb.shape[0] == len(pieces), f"{src_path}: vocabulary sizes do not fit"
+        rows = [emb[:n_regular]] + [emb[ids].mean(0, keepdim=True) for _, ids in sorted(pieces.items())] + \
+               [emb[n_regular:]]
+        old["embed.weight"] = torch.cat(rows, 0)
+        print(f"vocabulary grown from {emb.shape[0]} to {n_new} tokens")
     n_old = 1 + max(int(k.split(".")[1]) for k in old if k.startswith("layers."))
     assert n_old <= len(model.layers), f"{src_path} has {n_old} layers, more than --layers"
     state = model.state_dict()
