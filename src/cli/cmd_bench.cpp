@@ -65,6 +65,12 @@ options:
                          use -t 1 to count all the work) and print a breakdown;
                          matmul per weight type and bytes per call, with the speed
                          its weights stream at (weight GB/s)
+  --profile-matmul       the same with only the matrix products timed: the
+                         "outside matmul" time per token without the timers'
+                         own cost on the many small kernel calls
+  --ab-unfused           tg test alternates, repetition by repetition, the fused
+                         decode DeltaNet step with the same step as separate
+                         kernels (A/B of Ops::deltanet_step), one row each
   --kernels TYPES        matmul micro-benchmark for comma-separated weight types
                          (q4_K,q6_K,q8_0,f16,...): decode (1 row) on a 256 MiB
                          matrix and prefill (P rows) on 1024 x 3584, with the
@@ -219,13 +225,22 @@ void timed_matmul_group(const kernels::MatmulOut* outs, int n_outs, const float*
   g_profiled_inner.matmul_group(outs, n_outs, x, n_rows, x_stride);
 }
 
-void install_profiler() {
+// matmul_only: time the weight products alone, so that the ~1000 small kernel
+// calls of a decode step do not pay a timer each (the timers themselves, a
+// syscall for the thread CPU clock, would add ~1 ms per token to "outside").
+void install_profiler(bool matmul_only) {
   g_profiled_inner = kernels::ops();
   static kernels::Ops table;
   table = g_profiled_inner;
   table.name = g_profiled_inner.name;
   table.matmul = timed_matmul;
   table.matmul_group = timed_matmul_group;
+  if (matmul_only) {  // and the few per-layer sequence kernels (a timer each is cheap there)
+    wrap<&kernels::Ops::deltanet_step>(table, "deltanet_step");
+    wrap<&kernels::Ops::attention>(table, "attention");
+    kernels::set_ops(table);
+    return;
+  }
   wrap<&kernels::Ops::rmsnorm>(table, "rmsnorm");
   wrap<&kernels::Ops::l2norm>(table, "l2norm");
   wrap<&kernels::Ops::softmax>(table, "softmax");
@@ -237,6 +252,10 @@ void install_profiler() {
   wrap<&kernels::Ops::attention>(table, "attention");
   wrap<&kernels::Ops::conv1d_silu>(table, "conv1d_silu");
   wrap<&kernels::Ops::gated_delta_rule>(table, "gated_delta_rule");
+  wrap<&kernels::Ops::deltanet_step>(table, "deltanet_step");
+  wrap<&kernels::Ops::add_rmsnorm>(table, "add_rmsnorm");
+  wrap<&kernels::Ops::sigmoid_mul>(table, "sigmoid_mul");
+  wrap<&kernels::Ops::rmsnorm_silu_gate>(table, "rmsnorm_silu_gate");
   kernels::set_ops(table);
 }
 
@@ -244,7 +263,7 @@ void reset_profile() {
   for (ProfileSlot& s : profile_slots()) s.calls = 0, s.cpu_s = 0, s.wall_s = 0;
 }
 
-void print_profile(const char* test, double total_cpu_s, double total_wall_s) {
+void print_profile(const char* test, double total_cpu_s, double total_wall_s, int64_t tokens) {
   std::vector<ProfileSlot> slots;
   double cpu = 0, wall = 0;
   for (const ProfileSlot& s : profile_slots())
@@ -258,17 +277,46 @@ void print_profile(const char* test, double total_cpu_s, double total_wall_s) {
             [](const auto& a, const auto& b) { return a.cpu_s > b.cpu_s; });
   std::printf("\nprofile of %s (calling thread: CPU %.1f ms, wall %.1f ms)\n", test,
               total_cpu_s * 1e3, total_wall_s * 1e3);
-  std::printf("| %-24s | %7s | %10s | %6s | %10s | %11s |\n", "kernel", "calls", "cpu ms", "cpu %",
-              "wall ms", "weight GB/s");
+  double matmul_wall = 0;
+  for (const ProfileSlot& s : slots)
+    if (s.bytes_per_call) matmul_wall += s.wall_s;
+  // The part a decode step spends outside the weight products (small kernels,
+  // glue, hand-offs): what --profile of tg is mostly used to find.
+  std::printf("per token (%lld tokens): wall %.3f ms, matmul %.3f ms, outside matmul %.3f ms\n",
+              (long long)tokens, total_wall_s * 1e3 / double(std::max<int64_t>(1, tokens)),
+              matmul_wall * 1e3 / double(std::max<int64_t>(1, tokens)),
+              (total_wall_s - matmul_wall) * 1e3 / double(std::max<int64_t>(1, tokens)));
+  std::printf("| %-24s | %7s | %10s | %6s | %10s | %11s | %9s |\n", "kernel", "calls", "cpu ms",
+              "cpu %", "wall ms", "weight GB/s", "us/token");
   for (const ProfileSlot& s : slots) {
     char gbps[32] = "";
     if (s.bytes_per_call && s.wall_s > 0)
       std::snprintf(gbps, sizeof gbps, "%.1f",
                     double(s.bytes_per_call) * double(s.calls) / s.wall_s * 1e-9);
-    std::printf("| %-24s | %7lld | %10.2f | %5.1f%% | %10.2f | %11s |\n", s.name.c_str(),
+    std::printf("| %-24s | %7lld | %10.2f | %5.1f%% | %10.2f | %11s | %9.1f |\n", s.name.c_str(),
                 (long long)s.calls, s.cpu_s * 1e3, 100.0 * s.cpu_s / std::max(1e-12, total_cpu_s),
-                s.wall_s * 1e3, gbps);
+                s.wall_s * 1e3, gbps, s.wall_s * 1e6 / double(std::max<int64_t>(1, tokens)));
   }
+}
+
+// --ab-unfused: the table's deltanet_step switches between the table's own
+// (fused) and the same step as its separate kernels, per repetition.
+const kernels::Ops* g_ab_table = nullptr;
+bool g_ab_unfused = false;
+
+void ab_deltanet_step(const kernels::DeltaNetStep& step) {
+  if (g_ab_unfused)
+    kernels::deltanet_step_unfused(*g_ab_table, step);
+  else
+    g_ab_table->deltanet_step(step);
+}
+
+void install_ab_unfused() {
+  g_ab_table = &kernels::ops();
+  static kernels::Ops table;
+  table = kernels::ops();
+  table.deltanet_step = ab_deltanet_step;
+  kernels::set_ops(table);
 }
 
 // ---------------------------------------------------------------------------
@@ -356,7 +404,8 @@ TestResult bench_prompt(const model::Model& m, runtime::KvPool& pool, int64_t p,
     if (rep >= 0) tps.push_back(double(p) / s);
   }
   const std::string name = "pp" + std::to_string(p);
-  if (g_profile) print_profile(name.c_str(), thread_cpu_seconds() - cpu0, seconds_since(wall0));
+  if (g_profile)
+    print_profile(name.c_str(), thread_cpu_seconds() - cpu0, seconds_since(wall0), p * reps);
   return {name, p, 0, 1, stats_of(tps)};
 }
 
@@ -394,7 +443,9 @@ TestResult bench_generation(const model::Model& m, runtime::KvPool& pool, int64_
   }
   std::string name = "tg" + std::to_string(n);
   if (batch > 1) name += " x" + std::to_string(batch);
-  if (g_profile) print_profile(name.c_str(), thread_cpu_seconds() - cpu0, seconds_since(wall0));
+  if (g_profile)
+    print_profile(name.c_str(), thread_cpu_seconds() - cpu0, seconds_since(wall0),
+                  n * batch * reps);
   return {name, 0, n, batch, stats_of(tps)};
 }
 
@@ -557,7 +608,9 @@ int cmd_bench(int argc, char** argv) {
   const auto level_name = args.value("--cpu-level");
   const bool reference = args.flag("--reference");
   const bool no_bandwidth = args.flag("--no-bandwidth");
-  g_profile = args.flag("--profile");
+  const bool ab_unfused = args.flag("--ab-unfused");
+  const bool profile_matmul_only = args.flag("--profile-matmul");
+  g_profile = args.flag("--profile") || profile_matmul_only;
   const auto kernel_types = args.value("--kernels");
   const double decode_mib = double_option(args, "--decode-mib", 256);
   const int decode_matrices =
@@ -574,7 +627,8 @@ int cmd_bench(int argc, char** argv) {
   }
   set_thread_count(reference ? 1 : threads);
   kernels::set_ops(reference ? kernels::reference_ops() : kernels::best_ops());
-  if (g_profile) install_profiler();
+  if (ab_unfused) install_ab_unfused();
+  if (g_profile) install_profiler(profile_matmul_only);
 
   if (kernel_types)
     return run_kernel_bench(*kernel_types, n_prompt, decode_mib, decode_matrices, reps, json);
@@ -600,7 +654,24 @@ int cmd_bench(int argc, char** argv) {
   std::vector<TestResult> results;
   if (n_prompt > 0)
     results.push_back(bench_prompt(*model, pool, n_prompt, ubatch > 0 ? ubatch : n_prompt, reps));
-  if (n_gen > 0) results.push_back(bench_generation(*model, pool, n_gen, batch, reps));
+  if (n_gen > 0 && ab_unfused) {
+    // The decode DeltaNet step fused (the table's) and as separate kernels,
+    // one repetition each in turn: the same machine state for both.
+    std::vector<double> fused_tps, unfused_tps;
+    TestResult r;
+    for (int rep = 0; rep < reps; rep++) {
+      g_ab_unfused = false;
+      r = bench_generation(*model, pool, n_gen, batch, 1);
+      fused_tps.push_back(r.tokens_per_s.mean);
+      g_ab_unfused = true;
+      unfused_tps.push_back(bench_generation(*model, pool, n_gen, batch, 1).tokens_per_s.mean);
+    }
+    g_ab_unfused = false;
+    results.push_back({r.name, 0, n_gen, batch, stats_of(fused_tps)});
+    results.push_back({r.name + " unfused", 0, n_gen, batch, stats_of(unfused_tps)});
+  } else if (n_gen > 0) {
+    results.push_back(bench_generation(*model, pool, n_gen, batch, reps));
+  }
 
   kernels::Bandwidth bw;
   const uint64_t step_bytes = decode_bytes_per_step(*model);

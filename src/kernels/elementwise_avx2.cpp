@@ -169,10 +169,13 @@ void conv_tap_major(int64_t n_tokens, int64_t channels, int64_t kernel, const fl
     conv_channels(n_tokens, channels, kernel, x, x_stride, tap_rows, state, out, out_stride, 0,
                   channels);
   } else {
-    parallel_for(channels, [&](int64_t c0, int64_t c1) {
-      conv_channels(n_tokens, channels, kernel, x, x_stride, tap_rows, state, out, out_stride, c0,
-                    c1);
-    }, 64);
+    parallel_for(
+        channels,
+        [&](int64_t c0, int64_t c1) {
+          conv_channels(n_tokens, channels, kernel, x, x_stride, tap_rows, state, out, out_stride,
+                        c0, c1);
+        },
+        64);
   }
 }
 
@@ -183,8 +186,8 @@ void swiglu(const float* gate, const float* up, float* out, int64_t n) {
     swiglu_range(gate, up, out, n);
     return;
   }
-  parallel_for(n, [&](int64_t b, int64_t e) { swiglu_range(gate + b, up + b, out + b, e - b); },
-               4096);
+  parallel_for(
+      n, [&](int64_t b, int64_t e) { swiglu_range(gate + b, up + b, out + b, e - b); }, 4096);
 }
 
 POCKET_AVX2 void add_rmsnorm(float* x, const float* add, const float* w, int64_t n, float eps,
@@ -223,10 +226,33 @@ POCKET_AVX2 void rmsnorm_silu_gate(float* x, const float* z, const float* w, int
   const __m256 s = _mm256_set1_ps(scale);
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    const __m256 normed = _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), s), _mm256_loadu_ps(w + i));
+    const __m256 normed =
+        _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), s), _mm256_loadu_ps(w + i));
     _mm256_storeu_ps(x + i, _mm256_mul_ps(normed, silu256(_mm256_loadu_ps(z + i))));
   }
   for (; i < n; i++) x[i] = x[i] * scale * w[i] * kernels::silu(z[i]);
+}
+
+POCKET_AVX2 void conv4_silu_step(int64_t channels, const float* x, const float* w, float* state,
+                                 float* out, int64_t c0, int64_t c1) {
+  float* s0 = state;
+  float* s1 = state + channels;
+  float* s2 = state + 2 * channels;
+  for (int64_t ch = c0; ch < c1; ch += 8) {
+    __m256 taps[4];
+    load_taps4(w + ch * 4, taps);
+    const __m256 in0 = _mm256_loadu_ps(s0 + ch), in1 = _mm256_loadu_ps(s1 + ch);
+    const __m256 in2 = _mm256_loadu_ps(s2 + ch), in3 = _mm256_loadu_ps(x + ch);
+    // conv_channels_taps4's order: from zero, tap by tap, no FMA.
+    __m256 sum = _mm256_add_ps(_mm256_setzero_ps(), _mm256_mul_ps(taps[0], in0));
+    sum = _mm256_add_ps(sum, _mm256_mul_ps(taps[1], in1));
+    sum = _mm256_add_ps(sum, _mm256_mul_ps(taps[2], in2));
+    sum = _mm256_add_ps(sum, _mm256_mul_ps(taps[3], in3));
+    _mm256_storeu_ps(out + ch, silu256(sum));
+    _mm256_storeu_ps(s0 + ch, in1);
+    _mm256_storeu_ps(s1 + ch, in2);
+    _mm256_storeu_ps(s2 + ch, in3);
+  }
 }
 
 void conv1d_silu(int64_t n_tokens, int64_t channels, int64_t kernel, const float* x,

@@ -30,6 +30,19 @@ void gated_delta_rule_chunked(const DeltaNetShape& s, int64_t n_tokens, const fl
                               const float* g, const float* beta, int64_t gb_stride, float* state,
                               float* out, int64_t out_stride);
 
+// Ops::deltanet_step: the whole decode step of a DeltaNet layer as one
+// hand-off to the threads, each claiming key heads: the conv of the head's q,
+// k and value-head channels, their norms, then the delta rule and the gated
+// norm of every value head that reads it. Bit for bit the avx2 kernels one
+// after another (falls back to that for a conv kernel other than 4 or head
+// sizes that are not multiples of 8).
+void deltanet_step(const DeltaNetStep& step);
+
+// One token of conv1d_silu with 4 taps on channels [c0, c1) (multiples of 8),
+// updating those channels' state: conv1d_silu's arithmetic for a split by channel.
+void conv4_silu_step(int64_t channels, const float* x, const float* w, float* state, float* out,
+                     int64_t c0, int64_t c1);
+
 // Ops::attention (attention_avx2.cpp): blocked online-softmax attention,
 // threaded over (block of query tokens, KV head) items.
 void attention(const AttentionShape& s, const float* q, int64_t q_stride, int64_t n_tokens,

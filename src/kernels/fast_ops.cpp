@@ -59,6 +59,7 @@ const Ops& ops_for_level(CpuLevel level) {
     t.sigmoid_mul = avx2::sigmoid_mul;
     t.rmsnorm_silu_gate = avx2::rmsnorm_silu_gate;
     t.conv1d_silu = avx2::conv1d_silu;
+    t.deltanet_step = avx2::deltanet_step;
     return t;
   }();
   return table_level(level) == CpuLevel::kAvx2 ? avx2 : scalar;

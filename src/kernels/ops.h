@@ -114,6 +114,30 @@ struct DeltaNetShape {
   int64_t d_v = 0;
 };
 
+// One decode token of a Gated DeltaNet layer for one sequence, from the input
+// projections to the gated output norm (spec 2.5 steps 5-9): conv + SiLU over
+// the conv_dim = 2 * n_k * d_k + n_v * d_v projected values x (q | k | v),
+// carrying conv_state; L2 norm of every q and k head, q scaled by q_scale; the
+// gated delta rule on state (beta and the log-decay g already computed, n_v
+// each); out = rmsnorm(o) * norm_w * silu(z) per value head (norm_w: d_v).
+// u: conv_dim scratch floats (holds q | k | v after the conv and the norms).
+struct DeltaNetStep {
+  DeltaNetShape shape;
+  int64_t conv_kernel = 0;
+  const float* conv_w = nullptr;  // conv_dim x conv_kernel
+  float* conv_state = nullptr;    // (conv_kernel - 1) x conv_dim
+  const float* x = nullptr;
+  float* u = nullptr;
+  const float* g = nullptr;
+  const float* beta = nullptr;
+  const float* z = nullptr;  // n_v * d_v
+  const float* norm_w = nullptr;
+  float eps = 0.0f;
+  float q_scale = 1.0f;
+  float* state = nullptr;
+  float* out = nullptr;  // n_v * d_v
+};
+
 // One product of a group (Ops::matmul_group): y = W x for the group's input.
 struct MatmulOut {
   Mat w;
@@ -181,7 +205,16 @@ struct Ops {
                            int64_t qk_stride, const float* v, int64_t v_stride, const float* g,
                            const float* beta, int64_t gb_stride, float* state, float* out,
                            int64_t out_stride);
+
+  // DeltaNetStep (decode, one token): the same results as the steps one at a
+  // time with this table's kernels (deltanet_step_unfused), but fast tables
+  // run it as one hand-off to the threads, split by key head.
+  void (*deltanet_step)(const DeltaNetStep& step);
 };
+
+// DeltaNetStep as the separate kernels of `table`, one after another (the
+// reference's deltanet_step, and the fallback of the fast ones).
+void deltanet_step_unfused(const Ops& table, const DeltaNetStep& step);
 
 // The scalar reference table.
 const Ops& reference_ops();

@@ -21,6 +21,7 @@
 
 #include "kernels/avx2_math.h"
 #include "kernels/fast_kernels.h"
+#include "kernels/fast_ops.h"
 #include "util/thread_pool.h"
 
 namespace pocket::kernels::avx2 {
@@ -183,7 +184,8 @@ POCKET_AVX2 void delta_head_chunked(const DeltaNetShape& s, int64_t h, int64_t n
         const __m256 on_or_below = _mm256_cmp_ps(idx, vr, _CMP_LE_OQ);
         const __m256 decay = exp256(
             _mm256_min_ps(_mm256_sub_ps(gr, _mm256_loadu_ps(b.gam + c)), _mm256_setzero_ps()));
-        const __m256 l = _mm256_mul_ps(_mm256_mul_ps(br, _mm256_loadu_ps(b.akk + r * R + c)), decay);
+        const __m256 l =
+            _mm256_mul_ps(_mm256_mul_ps(br, _mm256_loadu_ps(b.akk + r * R + c)), decay);
         const __m256 pv = _mm256_mul_ps(_mm256_loadu_ps(b.p + r * R + c), decay);
         _mm256_storeu_ps(b.akk + r * R + c, _mm256_and_ps(l, below));
         _mm256_storeu_ps(b.p + r * R + c, _mm256_and_ps(pv, on_or_below));
@@ -267,11 +269,50 @@ void gated_delta_rule_chunked(const DeltaNetShape& s, int64_t n_tokens, const fl
                                 state, out, out_stride);
     return;
   }
-  parallel_for_chunked(s.n_v, [&](int64_t h0, int64_t h1) {
-    for (int64_t h = h0; h < h1; h++)
-      delta_head_chunked(s, h, n_tokens, q, k, qk_stride, v, v_stride, g, beta, gb_stride,
-                         state + h * s.d_k * s.d_v, out, out_stride);
-  }, 1, 2);
+  parallel_for_chunked(
+      s.n_v,
+      [&](int64_t h0, int64_t h1) {
+        for (int64_t h = h0; h < h1; h++)
+          delta_head_chunked(s, h, n_tokens, q, k, qk_stride, v, v_stride, g, beta, gb_stride,
+                             state + h * s.d_k * s.d_v, out, out_stride);
+      },
+      1, 2);
+}
+
+void deltanet_step(const DeltaNetStep& st) {
+  const DeltaNetShape& s = st.shape;
+  if (st.conv_kernel != 4 || s.n_k <= 0 || s.d_k % 8 != 0 || s.d_v % 8 != 0) {
+    deltanet_step_unfused(ops_for_level(CpuLevel::kAvx2), st);
+    return;
+  }
+  const int64_t dk = s.d_k, dv = s.d_v;
+  const int64_t key_dim = s.n_k * dk;
+  const int64_t conv_dim = 2 * key_dim + s.n_v * dv;
+  const int64_t v0 = 2 * key_dim;  // first value channel
+  // Key head kh with the value heads kh, kh + n_k, ... that read it: no item
+  // depends on another, so the step needs a single hand-off (the separate
+  // kernels ran the conv, the norms and the gated norms on one thread).
+  parallel_for_chunked(s.n_k, [&](int64_t k0, int64_t k1) {
+    for (int64_t kh = k0; kh < k1; kh++) {
+      float* q = st.u + kh * dk;
+      float* k = st.u + key_dim + kh * dk;
+      conv4_silu_step(conv_dim, st.x, st.conv_w, st.conv_state, st.u, kh * dk, kh * dk + dk);
+      conv4_silu_step(conv_dim, st.x, st.conv_w, st.conv_state, st.u, key_dim + kh * dk,
+                      key_dim + kh * dk + dk);
+      for (int64_t h = kh; h < s.n_v; h += s.n_k)
+        conv4_silu_step(conv_dim, st.x, st.conv_w, st.conv_state, st.u, v0 + h * dv,
+                        v0 + h * dv + dv);
+      l2norm(q, dk, st.eps);
+      l2norm(k, dk, st.eps);
+      for (int64_t i = 0; i < dk; i++) q[i] *= st.q_scale;
+      for (int64_t h = kh; h < s.n_v; h += s.n_k) {
+        float* o = st.out + h * dv;
+        delta_head_token(dk, dv, st.state + h * dk * dv, q, k, st.u + v0 + h * dv,
+                         std::exp(st.g[h]), st.beta[h], o);
+        rmsnorm_silu_gate(o, st.z + h * dv, st.norm_w, dv, st.eps);
+      }
+    }
+  });
 }
 
 void gated_delta_rule(const DeltaNetShape& s, int64_t n_tokens, const float* q, const float* k,

@@ -145,18 +145,16 @@ TEST(ChunkedDeltaRule, MatchesSequentialReference) {
               initial_state ? randn(state_size, rng, 0.3f) : std::vector<float>(state_size, 0.0f);
           std::vector<float> ref_state = state0, fast_state = state0;
           std::vector<float> ref_out(size_t(T * in.out_stride), 0.0f), fast_out(ref_out);
-          reference_ops().gated_delta_rule(s, T, in.q.data(), in.k.data(), in.qk_stride,
-                                           in.v.data(), in.v_stride, in.g.data(), in.beta.data(),
-                                           in.gb_stride, ref_state.data(), ref_out.data(),
-                                           in.out_stride);
-          avx2::gated_delta_rule_chunked(s, T, in.q.data(), in.k.data(), in.qk_stride,
-                                         in.v.data(), in.v_stride, in.g.data(), in.beta.data(),
-                                         in.gb_stride, fast_state.data(), fast_out.data(),
-                                         in.out_stride);
-          SCOPED_TRACE(testing::Message() << "d_k " << s.d_k << " d_v " << s.d_v << " n_v "
-                                          << s.n_v << " tokens " << T << " initial state "
-                                          << initial_state << " g in [" << dec.lo << ", "
-                                          << dec.hi << "] threads " << threads);
+          reference_ops().gated_delta_rule(
+              s, T, in.q.data(), in.k.data(), in.qk_stride, in.v.data(), in.v_stride, in.g.data(),
+              in.beta.data(), in.gb_stride, ref_state.data(), ref_out.data(), in.out_stride);
+          avx2::gated_delta_rule_chunked(s, T, in.q.data(), in.k.data(), in.qk_stride, in.v.data(),
+                                         in.v_stride, in.g.data(), in.beta.data(), in.gb_stride,
+                                         fast_state.data(), fast_out.data(), in.out_stride);
+          SCOPED_TRACE(testing::Message()
+                       << "d_k " << s.d_k << " d_v " << s.d_v << " n_v " << s.n_v << " tokens " << T
+                       << " initial state " << initial_state << " g in [" << dec.lo << ", "
+                       << dec.hi << "] threads " << threads);
           expect_close(fast_out, ref_out, 1e-4f, "out");
           expect_close(fast_state, ref_state, 1e-4f, "state");
           if (HasFatalFailure()) return;
@@ -168,10 +166,9 @@ TEST(ChunkedDeltaRule, MatchesSequentialReference) {
                                            next.v.data(), next.v_stride, next.g.data(),
                                            next.beta.data(), next.gb_stride, ref_state.data(),
                                            ref1.data(), next.out_stride);
-          avx2::gated_delta_rule(s, 1, next.q.data(), next.k.data(), next.qk_stride,
-                                 next.v.data(), next.v_stride, next.g.data(), next.beta.data(),
-                                 next.gb_stride, fast_state.data(), fast1.data(),
-                                 next.out_stride);
+          avx2::gated_delta_rule(s, 1, next.q.data(), next.k.data(), next.qk_stride, next.v.data(),
+                                 next.v_stride, next.g.data(), next.beta.data(), next.gb_stride,
+                                 fast_state.data(), fast1.data(), next.out_stride);
           expect_close(fast1, ref1, 1e-4f, "decode out after chunked prefill");
           if (HasFatalFailure()) return;
         }
@@ -336,6 +333,88 @@ TEST(FastElementwise, ConvCarriesStateLikeReference) {
                           b.data(), out_stride);
         expect_close(b, a, 1e-6f, "conv out");
         expect_close(fast_state, ref_state, 0.0f, "conv state");
+        if (HasFatalFailure()) return;
+      }
+    }
+  }
+}
+
+// The fused decode step (one hand-off, split by key head) against the same
+// step as the avx2 kernels one after another on one thread: bit for bit, for
+// 1-3 threads, value heads sharing a key head (n_v a multiple of n_k or not,
+// fewer value heads than key heads), one head, and the shapes that fall back
+// (head size not a multiple of 8, a 3-tap conv). And within f32 rounding of
+// the reference kernels. Two steps, so the carried states are checked too.
+TEST(FastDeltaNetStep, MatchesUnfusedKernelsBitForBit) {
+  if (!has_avx2()) GTEST_SKIP() << "no AVX2";
+  std::mt19937 rng(21);
+  struct Case {
+    DeltaNetShape s;
+    int64_t conv_kernel;
+  };
+  const Case cases[] = {{{1, 1, 8, 8}, 4},       {{3, 3, 16, 16}, 4}, {{3, 6, 8, 8}, 4},
+                        {{2, 5, 24, 24}, 4},     {{5, 3, 16, 16}, 4}, {{16, 16, 128, 128}, 4},
+                        {{16, 32, 128, 128}, 4}, {{2, 2, 12, 12}, 4}, {{3, 3, 16, 16}, 3}};
+  const Ops& fast = ops_for_level(CpuLevel::kAvx2);
+  for (const Case& c : cases) {
+    const DeltaNetShape& s = c.s;
+    const int64_t key_dim = s.n_k * s.d_k, value_dim = s.n_v * s.d_v;
+    const int64_t conv_dim = 2 * key_dim + value_dim;
+    const std::vector<float> conv_w = randn(size_t(conv_dim * c.conv_kernel), rng, 0.5f);
+    const std::vector<float> norm_w = randn(size_t(s.d_v), rng);
+    const std::vector<float> conv_state0 = randn(size_t((c.conv_kernel - 1) * conv_dim), rng);
+    const std::vector<float> state0 = randn(size_t(s.n_v * s.d_k * s.d_v), rng, 0.3f);
+    for (int threads : {1, 2, 3}) {
+      // a: fused at `threads`; b: the avx2 kernels one by one, 1 thread; r: reference.
+      std::vector<float> conv_a = conv_state0, conv_b = conv_state0, conv_r = conv_state0;
+      std::vector<float> state_a = state0, state_b = state0, state_r = state0;
+      for (int token = 0; token < 2; token++) {
+        const std::vector<float> x = randn(size_t(conv_dim), rng);
+        const std::vector<float> z = randn(size_t(value_dim), rng);
+        std::vector<float> g(static_cast<size_t>(s.n_v)), beta(g);
+        std::uniform_real_distribution<float> gd(-2.0f, -0.01f), bd(0.05f, 0.95f);
+        for (float& v : g) v = gd(rng);
+        for (float& v : beta) v = bd(rng);
+        std::vector<float> u_a(static_cast<size_t>(conv_dim)), u_b(u_a), u_r(u_a);
+        std::vector<float> out_a(static_cast<size_t>(value_dim)), out_b(out_a), out_r(out_a);
+        auto step_of = [&](std::vector<float>& conv_state, std::vector<float>& u,
+                           std::vector<float>& state, std::vector<float>& out) {
+          DeltaNetStep st;
+          st.shape = s;
+          st.conv_kernel = c.conv_kernel;
+          st.conv_w = conv_w.data();
+          st.conv_state = conv_state.data();
+          st.x = x.data();
+          st.u = u.data();
+          st.g = g.data();
+          st.beta = beta.data();
+          st.z = z.data();
+          st.norm_w = norm_w.data();
+          st.eps = 1e-6f;
+          st.q_scale = float(1.0 / std::sqrt(double(s.d_k)));
+          st.state = state.data();
+          st.out = out.data();
+          return st;
+        };
+        {
+          ThreadCount tc(threads);
+          avx2::deltanet_step(step_of(conv_a, u_a, state_a, out_a));
+        }
+        {
+          ThreadCount tc(1);
+          deltanet_step_unfused(fast, step_of(conv_b, u_b, state_b, out_b));
+        }
+        reference_ops().deltanet_step(step_of(conv_r, u_r, state_r, out_r));
+        SCOPED_TRACE(testing::Message()
+                     << "n_k " << s.n_k << " n_v " << s.n_v << " d " << s.d_k << " conv "
+                     << c.conv_kernel << " threads " << threads << " token " << token);
+        expect_close(out_a, out_b, 0.0f, "out (fused vs separate kernels)");
+        expect_close(state_a, state_b, 0.0f, "state");
+        expect_close(conv_a, conv_b, 0.0f, "conv state");
+        expect_close(u_a, u_b, 0.0f, "u");
+        expect_close(out_a, out_r, 2e-5f, "out (vs reference)");
+        expect_close(state_a, state_r, 2e-5f, "state (vs reference)");
+        expect_close(conv_a, conv_r, 0.0f, "conv state (vs reference)");
         if (HasFatalFailure()) return;
       }
     }

@@ -271,18 +271,43 @@ void ref_gated_delta_rule(const DeltaNetShape& s, int64_t n_tokens, const float*
   }
 }
 
+void ref_deltanet_step(const DeltaNetStep& step);
+
 const Ops kReference = {
     "reference",     ref_matmul,           ref_matmul_group,
     ref_rmsnorm,     ref_l2norm,           ref_softmax,
     ref_silu,        ref_sigmoid,          ref_swiglu,
     ref_add_rmsnorm, ref_sigmoid_mul,      ref_rmsnorm_silu_gate,
     ref_rope,        ref_kv_store,         ref_attention,
-    ref_conv1d_silu, ref_gated_delta_rule,
+    ref_conv1d_silu, ref_gated_delta_rule, ref_deltanet_step,
 };
+
+void ref_deltanet_step(const DeltaNetStep& step) {
+  deltanet_step_unfused(kReference, step);
+}
 
 const Ops* g_active = &kReference;
 
 }  // namespace
+
+void deltanet_step_unfused(const Ops& t, const DeltaNetStep& st) {
+  const DeltaNetShape& s = st.shape;
+  const int64_t key_dim = s.n_k * s.d_k;
+  const int64_t conv_dim = 2 * key_dim + s.n_v * s.d_v;
+  t.conv1d_silu(1, conv_dim, st.conv_kernel, st.x, conv_dim, st.conv_w, st.conv_state, st.u,
+                conv_dim);
+  float* q = st.u;
+  float* k = st.u + key_dim;
+  for (int64_t h = 0; h < s.n_k; h++) {
+    t.l2norm(q + h * s.d_k, s.d_k, st.eps);
+    t.l2norm(k + h * s.d_k, s.d_k, st.eps);
+  }
+  for (int64_t i = 0; i < key_dim; i++) q[i] *= st.q_scale;
+  t.gated_delta_rule(s, 1, q, k, conv_dim, st.u + 2 * key_dim, conv_dim, st.g, st.beta, s.n_v,
+                     st.state, st.out, s.n_v * s.d_v);
+  for (int64_t h = 0; h < s.n_v; h++)
+    t.rmsnorm_silu_gate(st.out + h * s.d_v, st.z + h * s.d_v, st.norm_w, s.d_v, st.eps);
+}
 
 const Ops& reference_ops() {
   return kReference;

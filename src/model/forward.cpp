@@ -248,6 +248,27 @@ void Model::deltanet_block(const Layer& L, const Batch& batch, Workspace& ws, in
   for (size_t s = 0; s < ws.segments_.size(); s++) {
     const Workspace::SegmentRows& sr = ws.segments_[s];
     SequenceMemory* seq = batch.segments[s].seq;
+    if (sr.len == 1) {
+      // Decode: conv, norms, delta rule and gated norm as one step (one
+      // hand-off to the threads for all of it).
+      kernels::DeltaNetStep step;
+      step.shape = shape;
+      step.conv_kernel = c.ssm_conv_kernel;
+      step.conv_w = w.conv;
+      step.conv_state = seq->conv_state(L.kind_index);
+      step.x = cin + sr.row0 * conv_dim;
+      step.u = u + sr.row0 * conv_dim;
+      step.g = g + sr.row0 * n_v;
+      step.beta = beta + sr.row0 * n_v;
+      step.z = z + sr.row0 * value_dim;
+      step.norm_w = w.norm;
+      step.eps = c.rms_eps;
+      step.q_scale = q_scale;
+      step.state = seq->recurrent_state(L.kind_index);
+      step.out = o + sr.row0 * value_dim;
+      k.deltanet_step(step);
+      continue;
+    }
     // Causal depthwise conv with the carried inputs, then SiLU.
     k.conv1d_silu(sr.len, conv_dim, c.ssm_conv_kernel, cin + sr.row0 * conv_dim, conv_dim, w.conv,
                   seq->conv_state(L.kind_index), u + sr.row0 * conv_dim, conv_dim);
@@ -266,14 +287,15 @@ void Model::deltanet_block(const Layer& L, const Batch& batch, Workspace& ws, in
     k.gated_delta_rule(shape, sr.len, q0, q0 + key_dim, conv_dim, q0 + 2 * key_dim, conv_dim,
                        g + sr.row0 * n_v, beta + sr.row0 * n_v, n_v,
                        seq->recurrent_state(L.kind_index), o + sr.row0 * value_dim, value_dim);
+    // Gated RMSNorm per value head: norm(o) * w * silu(z).
+    for_rows(sr.len, [&](int64_t t) {
+      const int64_t r = sr.row0 + t;
+      for (int64_t h = 0; h < n_v; h++)
+        k.rmsnorm_silu_gate(o + r * value_dim + h * d, z + r * value_dim + h * d, w.norm, d,
+                            c.rms_eps);
+    });
   }
 
-  // Gated RMSNorm per value head: norm(o) * w * silu(z); then the output projection.
-  for_rows(n, [&](int64_t r) {
-    for (int64_t h = 0; h < n_v; h++)
-      k.rmsnorm_silu_gate(o + r * value_dim + h * d, z + r * value_dim + h * d, w.norm, d,
-                          c.rms_eps);
-  });
   k.matmul(w.output, o, n, value_dim, ws.out.data(), H);
 }
 
