@@ -21,6 +21,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "kernels/fast_kernels.h"
 #include "kernels/fast_ops.h"
 #include "kernels/matmul.h"
 #include "kernels/membw.h"
@@ -30,6 +31,7 @@
 #include "runtime/sequence.h"
 #include "util/cpu_features.h"
 #include "util/error.h"
+#include "util/huge_page_allocator.h"
 #include "util/thread_pool.h"
 
 namespace pocket::cli {
@@ -71,6 +73,11 @@ options:
   --ab-unfused           tg test alternates, repetition by repetition, the fused
                          decode DeltaNet step with the same step as separate
                          kernels (A/B of Ops::deltanet_step), one row each
+  --ab-strips            the same for the per-token delta rule's visiting order:
+                         rows (current) against 32-column strips (before)
+  --ab-state-4k          the same for where the recurrent state lives: huge
+                         pages (current) against 4 KiB pages (before); the --ab
+                         options combine (B = all the earlier variants at once)
   --kernels TYPES        matmul micro-benchmark for comma-separated weight types
                          (q4_K,q6_K,q8_0,f16,...): decode (1 row) on a 256 MiB
                          matrix and prefill (P rows) on 1024 x 3584, with the
@@ -609,6 +616,8 @@ int cmd_bench(int argc, char** argv) {
   const bool reference = args.flag("--reference");
   const bool no_bandwidth = args.flag("--no-bandwidth");
   const bool ab_unfused = args.flag("--ab-unfused");
+  const bool ab_strips = args.flag("--ab-strips");
+  const bool ab_small_pages = args.flag("--ab-state-4k");
   const bool profile_matmul_only = args.flag("--profile-matmul");
   g_profile = args.flag("--profile") || profile_matmul_only;
   const auto kernel_types = args.value("--kernels");
@@ -654,21 +663,28 @@ int cmd_bench(int argc, char** argv) {
   std::vector<TestResult> results;
   if (n_prompt > 0)
     results.push_back(bench_prompt(*model, pool, n_prompt, ubatch > 0 ? ubatch : n_prompt, reps));
-  if (n_gen > 0 && ab_unfused) {
-    // The decode DeltaNet step fused (the table's) and as separate kernels,
-    // one repetition each in turn: the same machine state for both.
-    std::vector<double> fused_tps, unfused_tps;
+  if (n_gen > 0 && (ab_unfused || ab_strips || ab_small_pages)) {
+    // The current kernels (A) and the earlier variant (B), one repetition
+    // each in turn: the same machine state for both.
+    auto use_b = [&](bool b) {
+      if (ab_unfused) g_ab_unfused = b;
+      if (ab_strips) kernels::avx2::use_delta_strips(b);
+      if (ab_small_pages) g_huge_page_advice = !b;  // the sequences of the next test
+    };
+    std::vector<double> a_tps, b_tps;
     TestResult r;
     for (int rep = 0; rep < reps; rep++) {
-      g_ab_unfused = false;
+      use_b(false);
       r = bench_generation(*model, pool, n_gen, batch, 1);
-      fused_tps.push_back(r.tokens_per_s.mean);
-      g_ab_unfused = true;
-      unfused_tps.push_back(bench_generation(*model, pool, n_gen, batch, 1).tokens_per_s.mean);
+      a_tps.push_back(r.tokens_per_s.mean);
+      use_b(true);
+      b_tps.push_back(bench_generation(*model, pool, n_gen, batch, 1).tokens_per_s.mean);
     }
-    g_ab_unfused = false;
-    results.push_back({r.name, 0, n_gen, batch, stats_of(fused_tps)});
-    results.push_back({r.name + " unfused", 0, n_gen, batch, stats_of(unfused_tps)});
+    use_b(false);
+    results.push_back({r.name, 0, n_gen, batch, stats_of(a_tps)});
+    results.push_back({r.name + (ab_unfused ? " unfused" : "") + (ab_strips ? " strips" : "") +
+                           (ab_small_pages ? " 4k" : ""),
+                       0, n_gen, batch, stats_of(b_tps)});
   } else if (n_gen > 0) {
     results.push_back(bench_generation(*model, pool, n_gen, batch, reps));
   }

@@ -30,6 +30,12 @@ void gated_delta_rule_chunked(const DeltaNetShape& s, int64_t n_tokens, const fl
                               const float* g, const float* beta, int64_t gb_stride, float* state,
                               float* out, int64_t out_stride);
 
+// The per-token (sequential) delta rule visits each head's state in memory
+// order, row by row (default), or in column strips of 32 (the earlier kernel;
+// POCKET_DELTA_STRIPS=1 at start-up). Both give the same bits; the switch is
+// for tests and A/B measurements (not while kernels run).
+void use_delta_strips(bool strips);
+
 // Ops::deltanet_step: the whole decode step of a DeltaNet layer as one
 // hand-off to the threads, each claiming key heads: the conv of the head's q,
 // k and value-head channels, their norms, then the delta rule and the gated

@@ -339,6 +339,40 @@ TEST(FastElementwise, ConvCarriesStateLikeReference) {
   }
 }
 
+// The two visiting orders of the per-token delta rule give the same bits
+// (d_v up to the row kernel's limit and beyond it, several tokens, 1 and 3
+// threads).
+TEST(FastDeltaRule, RowOrderEqualsStripsBitForBit) {
+  if (!has_avx2()) GTEST_SKIP() << "no AVX2";
+  std::mt19937 rng(23);
+  const DeltaNetShape shapes[] = {
+      {1, 1, 8, 8}, {3, 3, 16, 40}, {2, 6, 24, 128}, {16, 16, 128, 128}, {1, 2, 16, 520}};
+  for (int threads : {1, 3}) {
+    ThreadCount tc(threads);
+    for (const DeltaNetShape& s : shapes) {
+      const int64_t T = 3;
+      DeltaInputs in = delta_inputs(s, T, rng, -2.0f, -0.01f);
+      const std::vector<float> state0 = randn(size_t(s.n_v * s.d_k * s.d_v), rng, 0.3f);
+      std::vector<float> rows_state = state0, strips_state = state0;
+      std::vector<float> rows_out(size_t(T * in.out_stride), 0.0f), strips_out(rows_out);
+      avx2::use_delta_strips(false);
+      avx2::gated_delta_rule_sequential(s, T, in.q.data(), in.k.data(), in.qk_stride, in.v.data(),
+                                        in.v_stride, in.g.data(), in.beta.data(), in.gb_stride,
+                                        rows_state.data(), rows_out.data(), in.out_stride);
+      avx2::use_delta_strips(true);
+      avx2::gated_delta_rule_sequential(s, T, in.q.data(), in.k.data(), in.qk_stride, in.v.data(),
+                                        in.v_stride, in.g.data(), in.beta.data(), in.gb_stride,
+                                        strips_state.data(), strips_out.data(), in.out_stride);
+      avx2::use_delta_strips(false);
+      SCOPED_TRACE(testing::Message()
+                   << "n_v " << s.n_v << " d_v " << s.d_v << " threads " << threads);
+      expect_close(rows_out, strips_out, 0.0f, "out");
+      expect_close(rows_state, strips_state, 0.0f, "state");
+      if (HasFatalFailure()) return;
+    }
+  }
+}
+
 // The fused decode step (one hand-off, split by key head) against the same
 // step as the avx2 kernels one after another on one thread: bit for bit, for
 // 1-3 threads, value heads sharing a key head (n_v a multiple of n_k or not,

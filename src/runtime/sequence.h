@@ -18,6 +18,7 @@
 #include "kernels/ops.h"
 #include "model/batch.h"
 #include "model/model.h"
+#include "util/huge_page_allocator.h"
 
 namespace pocket::runtime {
 
@@ -107,8 +108,10 @@ class Sequence : public model::SequenceMemory {
   int64_t n_tokens_ = 0;
   std::vector<int32_t> page_ids_;
   std::vector<uint8_t*> page_ptrs_;  // page_ids_ resolved, as KvView wants them
-  std::vector<float> conv_;       // n_deltanet_layers x conv_state_floats
-  std::vector<float> recurrent_;  // n_deltanet_layers x recurrent_state_floats
+  std::vector<float> conv_;          // n_deltanet_layers x conv_state_floats
+  // n_deltanet_layers x recurrent_state_floats, on huge pages where the system
+  // has them (read and written once per token: fewer TLB misses).
+  std::vector<float, HugePageAllocator<float>> recurrent_;
 };
 
 }  // namespace pocket::runtime
