@@ -115,9 +115,9 @@ def main():
     ap.add_argument("--pocket", default=default_pocket())
     ap.add_argument("--n", type=int, default=20, help="examples per task kind and thinking mode")
     ap.add_argument("--seed", type=int, default=20250)
-    ap.add_argument("--format-version", type=int, default=3, choices=list(D.VERSIONS),
+    ap.add_argument("--format-version", type=int, default=D.DATA_VERSION, choices=list(D.VERSIONS),
                     help="answer format (data version) the model was trained on last (the "
-                         "committed models/pocket-demo.gguf: 3)")
+                         "committed models/pocket-demo.gguf: 4)")
     ap.add_argument("--train-sets", default="2:1234:80000,3:4321:60000,4:777:60000",
                     help="the training data sets as version:seed:count, comma-separated: their "
                          "questions are left out of the test set")
