@@ -9,8 +9,9 @@ Run with Debian's python (python3-torch, python3-jinja2):
 Stages (each cached in --work):
   1. vocab: the first --n-regular regular tokens of the Qwen3 vocabulary
      (shared/golden/vocab-qwen3-qwen35.gguf; the 256 byte symbols come first), the merges whose
-     parts and result are all kept (original priority order), then the 26 Qwen3 added tokens
-     renumbered after them; pre = "qwen35"; written as a vocab-only GGUF (vocab.gguf).
+     parts and result are all kept (original priority order), with data version 4 also the task
+     words as single Qwen3 tokens (and the tokens their merges are built from), then the 26 Qwen3
+     added tokens renumbered after them; pre = "qwen35"; written as a vocab-only GGUF (vocab.gguf).
   2. data: synthetic chats (tools/demo_data.py) rendered with the real Qwen3.5 chat template
      (Jinja2 configured like transformers; checked byte-equal against `pocket template` on samples),
      tokenized by `pocket tokenize --special --jsonl` on vocab.gguf, so the training ids are exactly

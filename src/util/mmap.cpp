@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "util/error.h"
+#include "util/huge_page_allocator.h"
 
 namespace pocket {
 
@@ -35,8 +36,6 @@ const char* file_backing_name(FileBacking b) {
 }
 
 namespace {
-
-constexpr size_t kHugePage = size_t(2) << 20;
 
 // Reads the whole file into dst (size bytes); throws with the path on error.
 void read_all(int fd, uint8_t* dst, size_t size, const std::string& path) {
@@ -80,7 +79,9 @@ MappedFile::MappedFile(const std::string& path, FileBacking backing)
   } else if (size_ > 0) {
     // Huge pages need 2 MiB aligned addresses: over-allocate and align.
     const bool huge = backing == FileBacking::kHugePages;
-    region_size_ = huge ? (size_ + kHugePage - 1) / kHugePage * kHugePage + kHugePage : size_;
+    region_size_ =
+        huge ? (size_ + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes + kHugePageBytes
+             : size_;
     void* p =
         ::mmap(nullptr, region_size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) {
@@ -91,9 +92,9 @@ MappedFile::MappedFile(const std::string& path, FileBacking backing)
     region_ = p;
     auto addr = reinterpret_cast<uintptr_t>(p);
     if (huge) {
-      addr = (addr + kHugePage - 1) / kHugePage * kHugePage;
+      addr = (addr + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
       // Advice only: without huge pages the copy still works (4 KiB pages).
-      ::madvise(reinterpret_cast<void*>(addr), region_size_ - kHugePage, MADV_HUGEPAGE);
+      ::madvise(reinterpret_cast<void*>(addr), region_size_ - kHugePageBytes, MADV_HUGEPAGE);
     }
     auto* dst = reinterpret_cast<uint8_t*>(addr);
     try {
