@@ -2,7 +2,6 @@
 // golden greedy continuations through --prompt-ids and through --chat, emits
 // the --json contract, and fails with clear messages.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -13,64 +12,21 @@
 #include <string>
 #include <vector>
 
+#include "cli/cli_test_util.h"
+
 namespace {
 
 using nlohmann::json;
 
 std::string golden(const std::string& name) { return std::string(POCKET_SHARED_DIR) + "/golden/" + name; }
 
-struct RunResult {
-  int status = -1;
-  std::string out, err;
-};
+using pocket::test::CommandResult;
 
-std::string shell_quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) {
-    if (c == '\'')
-      q += "'\\''";
-    else
-      q += c;
-  }
-  q += '\'';
-  return q;
-}
-
-// The pocket binary: POCKET_BIN (set by ctest), else the build's own path.
-const char* pocket_bin() {
-  if (const char* env = std::getenv("POCKET_BIN")) return env;
-#ifdef POCKET_BIN_PATH
-  return POCKET_BIN_PATH;
-#else
-  return nullptr;
-#endif
-}
-
-// Runs `pocket run ARGS`, capturing stdout and stderr.
-RunResult run_pocket(const std::vector<std::string>& args) {
-  const char* bin = pocket_bin();
-  RunResult r;
-  if (!bin) return r;
-  // One file per test process: ctest runs several test processes at once.
-  const std::string err_path = ::testing::TempDir() + "pocket_run_stderr_" + std::to_string(getpid()) + ".txt";
-  std::string cmd = shell_quote(bin);
-  cmd += " run";
-  for (const std::string& a : args) {
-    cmd += ' ';
-    cmd += shell_quote(a);
-  }
-  cmd += " 2>";
-  cmd += shell_quote(err_path);
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int status = pclose(p);
-  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream e(err_path);
-  r.err.assign(std::istreambuf_iterator<char>(e), std::istreambuf_iterator<char>());
-  return r;
+// Runs `pocket run ARGS` (each argument quoted here), capturing stdout and stderr.
+CommandResult run_pocket(const std::vector<std::string>& args) {
+  std::string cmd = "run";
+  for (const std::string& a : args) cmd += " " + pocket::test::shell_quote(a);
+  return pocket::test::run_pocket(cmd);
 }
 
 std::vector<json> json_lines(const std::string& out) {
@@ -93,19 +49,16 @@ std::string join_ids(const std::vector<int32_t>& ids) {
 
 class RunCommand : public ::testing::Test {
  protected:
-  void SetUp() override {
-    if (!pocket_bin()) GTEST_SKIP() << "POCKET_BIN not set (run through ctest)";
-  }
   // The tiny model's greedy output for one prompt with `flag` set to each value in turn (each
   // run must succeed), to compare settings that must not change the tokens.
   static std::vector<std::string> greedy_outputs_with(const char* flag,
                                                       std::initializer_list<const char*> values) {
     std::vector<std::string> out;
     for (const char* v : values) {
-      const RunResult r =
+      const CommandResult r =
           run_pocket({"-m", golden("tiny-qwen35-dense-tied-f32.gguf"), "--prompt-ids",
                       "5,17,300,42,9,1000,7,77", "-n", "12", "--temp", "0", flag, v});
-      EXPECT_EQ(r.status, 0) << flag << " " << v << ": " << r.err;
+      EXPECT_EQ(r.exit_code, 0) << flag << " " << v << ": " << r.err;
       out.push_back(r.out);
     }
     return out;
@@ -143,10 +96,10 @@ TEST_F(RunCommand, PromptIdsReproduceGoldenGreedy) {
     for (const json& prompt : g["prompts"]) {
       const std::string name = prompt["name"];
       if (name != "random_len1" && name != "random_len17" && name != "random_len200") continue;
-      const RunResult r = run_pocket({"-m", golden(g["model_file"]), "--prompt-ids",
+      const CommandResult r = run_pocket({"-m", golden(g["model_file"]), "--prompt-ids",
                                       join_ids(prompt["prompt_ids"].get<std::vector<int32_t>>()), "--json",
                                       "-n", "8", "--top-logprobs", "3"});
-      ASSERT_EQ(r.status, 0) << r.err;
+      ASSERT_EQ(r.exit_code, 0) << r.err;
       SCOPED_TRACE(std::string(stem) + " " + name);
       expect_golden(json_lines(r.out), prompt, 8, 3);
     }
@@ -161,9 +114,9 @@ TEST_F(RunCommand, ChatPromptGoesThroughTemplateAndTokenizer) {
     const json& req = prompt["chat_request"];
     ASSERT_EQ(req["messages"].size(), 1u);
     ASSERT_FALSE(req.contains("enable_thinking"));
-    const RunResult r = run_pocket({"-m", golden(g["model_file"]), "--chat", "-p",
+    const CommandResult r = run_pocket({"-m", golden(g["model_file"]), "--chat", "-p",
                                     req["messages"][0]["content"].get<std::string>(), "--json", "-n", "6"});
-    ASSERT_EQ(r.status, 0) << r.err;
+    ASSERT_EQ(r.exit_code, 0) << r.err;
     expect_golden(json_lines(r.out), prompt, 6, 5);
   }
 }
@@ -173,9 +126,9 @@ TEST_F(RunCommand, ChatOptionsChangeThePrompt) {
     std::vector<std::string> args = {"-m", golden("tiny-qwen35-dense-tied-f32.gguf"), "--chat", "-p", "Hi",
                                      "--json", "-n", "1"};
     args.insert(args.end(), extra.begin(), extra.end());
-    const RunResult r = run_pocket(args);
-    EXPECT_EQ(r.status, 0) << r.err;
-    return r.status == 0 ? json_lines(r.out).back()["prompt_tokens"].get<int>() : -1;
+    const CommandResult r = run_pocket(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.exit_code == 0 ? json_lines(r.out).back()["prompt_tokens"].get<int>() : -1;
   };
   const int plain = prompt_tokens({});
   const int think = prompt_tokens({"--think"});
@@ -187,34 +140,34 @@ TEST_F(RunCommand, ChatOptionsChangeThePrompt) {
 }
 
 TEST_F(RunCommand, TextModeStreamsAndReportsTimings) {
-  const RunResult r = run_pocket({"-m", golden("tiny-qwen35-dense-untied-q8_0.gguf"), "-p", "Hello world",
+  const CommandResult r = run_pocket({"-m", golden("tiny-qwen35-dense-untied-q8_0.gguf"), "-p", "Hello world",
                                   "-n", "5", "--temp", "0.8", "--top-k", "40", "--top-p", "0.9",
                                   "--seed", "3", "--repeat-penalty", "1.1"});
-  ASSERT_EQ(r.status, 0) << r.err;
+  ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_FALSE(r.out.empty());
   EXPECT_NE(r.err.find("tokens/s"), std::string::npos) << r.err;
   // Same seed, same text.
-  const RunResult again = run_pocket({"-m", golden("tiny-qwen35-dense-untied-q8_0.gguf"), "-p", "Hello world",
+  const CommandResult again = run_pocket({"-m", golden("tiny-qwen35-dense-untied-q8_0.gguf"), "-p", "Hello world",
                                       "-n", "5", "--temp", "0.8", "--top-k", "40", "--top-p", "0.9",
                                       "--seed", "3", "--repeat-penalty", "1.1"});
   EXPECT_EQ(again.out, r.out);
 }
 
 TEST_F(RunCommand, ClearErrors) {
-  RunResult r = run_pocket({"-m", "/nonexistent/model.gguf", "-p", "x"});
-  EXPECT_EQ(r.status, 1);
+  CommandResult r = run_pocket({"-m", "/nonexistent/model.gguf", "-p", "x"});
+  EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("/nonexistent/model.gguf"), std::string::npos) << r.err;
 
   r = run_pocket({"-m", golden("tiny-qwen35-dense-tied-f32.gguf"), "--prompt-ids", "1,2,3,4,5", "--ctx", "4"});
-  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("context length"), std::string::npos) << r.err;
 
   r = run_pocket({"-m", golden("tiny-qwen35-dense-tied-f32.gguf"), "--prompt-ids", "1,99999"});
-  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("99999"), std::string::npos) << r.err;
 
   r = run_pocket({"-m", golden("tiny-qwen35-dense-tied-f32.gguf"), "--prompt-ids", "1", "--bogus"});
-  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.exit_code, 1);
 }
 
 TEST_F(RunCommand, KvTypeQ8_0GeneratesLikeF16AndBadNamesAreRejected) {
@@ -224,9 +177,9 @@ TEST_F(RunCommand, KvTypeQ8_0GeneratesLikeF16AndBadNamesAreRejected) {
   EXPECT_EQ(out[1], out[0]);
   EXPECT_EQ(out[2], out[0]);  // greedy tokens of the tiny model survive int8 K/V
 
-  const RunResult r = run_pocket(
+  const CommandResult r = run_pocket(
       {"-m", golden("tiny-qwen35-dense-tied-f32.gguf"), "--prompt-ids", "1", "--kv-type", "q4"});
-  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("--kv-type must be f32, f16 or q8_0, got 'q4'"), std::string::npos) << r.err;
 }
 
@@ -238,17 +191,17 @@ TEST_F(RunCommand, WeightsBackingsGenerateTheSameTokens) {
   EXPECT_EQ(out[1], out[0]);
   EXPECT_EQ(out[2], out[0]);
 
-  const RunResult r = run_pocket(
+  const CommandResult r = run_pocket(
       {"-m", golden("tiny-qwen35-dense-tied-f32.gguf"), "--prompt-ids", "1", "--weights", "huge"});
-  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("--weights must be map, copy or hugepages, got 'huge'"), std::string::npos)
       << r.err;
 }
 
 TEST_F(RunCommand, StopsAtTheContextLength) {
-  const RunResult r = run_pocket({"-m", golden("tiny-qwen35-dense-tied-f32.gguf"), "--prompt-ids", "1,2,3",
+  const CommandResult r = run_pocket({"-m", golden("tiny-qwen35-dense-tied-f32.gguf"), "--prompt-ids", "1,2,3",
                                   "--ctx", "6", "-n", "10", "--json", "--top-logprobs", "0"});
-  ASSERT_EQ(r.status, 0) << r.err;
+  ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::vector<json> lines = json_lines(r.out);
   // Positions 3, 4, 5 take the first three generated tokens; the fourth is
   // sampled from position 5's logits and is the last.
