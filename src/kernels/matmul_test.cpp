@@ -165,10 +165,15 @@ void check_matmul(CpuLevel level, const Weights& w, int64_t n_rows, std::mt19937
   constexpr float kSentinel = -12345.0f;
   std::vector<float> y(size_t(n_rows * y_stride), kSentinel);
   matmul_at_level(level, w.mat(), x.data(), n_rows, x_stride, y.data(), y_stride);
-  // The scalar level calls quant::vec_dot itself; every level's kernels for the
-  // Q8_0-activation formats keep its f32 order too (quant/vec_dot.cpp says why).
-  const bool exact = !is_float(w.type) && (level == CpuLevel::kScalar ||
-                                           quant::activation_type(w.type) == TensorType::Q8_0);
+  // The scalar level calls quant::vec_dot itself; the SIMD kernels for the
+  // Q8_0-activation formats keep its f32 order too (quant/vec_dot.cpp says why),
+  // except the prefill kernel (16 or more activation rows, kUnpackMinRows in
+  // matmul_avx2.cpp) on rows of 8 blocks or more, which sums each block first.
+  const bool simd_prefill = n_rows >= 16 && w.n_in >= 256;
+  const bool exact =
+      !is_float(w.type) &&
+      (level == CpuLevel::kScalar ||
+       (quant::activation_type(w.type) == TensorType::Q8_0 && !simd_prefill));
   for (int64_t r = 0; r < n_rows; r++) {
     for (int64_t o = 0; o < w.n_out; o++) {
       const double got = y[size_t(r * y_stride + o)];
@@ -204,6 +209,9 @@ TEST(Matmul, EveryTypeEveryLevelAwkwardShapes) {
         for (int64_t n : {1, 7, 8, 9, 31, 33, 100}) shapes.push_back({n, 5, 6});
       } else {
         shapes.push_back({(bs == 256 ? 6 : 40) * unit, 33, 4});
+        // Enough rows for the prefill kernels; for the 32-element formats two groups of 8
+        // blocks (stored interleaved) and a tail of 5 in element order.
+        shapes.push_back({(bs == 256 ? 3 : 21) * unit, 9, 19});
       }
       for (size_t i = 0; i < shapes.size(); i++) {
         const Shape& s = shapes[i];

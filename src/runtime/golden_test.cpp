@@ -93,7 +93,8 @@ class OpsScope {
 // A fast table on a model with quantized matrices multiplies by 8-bit
 // activations, the scheme the reference's own `steps` were made with (README
 // section 2). The quantized products of every level take the reference's f32
-// steps as well (quant/vec_dot.cpp), so the residual stream, and with it the
+// steps as well (quant/vec_dot.cpp; the golden models' rows are shorter than
+// the 8 blocks from which the AVX2 prefill kernel sums per block), so the residual stream, and with it the
 // logits, are the reference's bit for bit until some other op (attention, the
 // delta rule, a norm; none of them claims bit identity) differs in a last bit
 // right where an activation quant sits on its rounding boundary. From there
