@@ -117,17 +117,27 @@ def delta_rule_sequential(q, k, v, g, beta):
 
 
 def unit_lower_inverse(L):
-    """(I + L)^-1 for strictly lower-triangular L (nilpotent: L^C = 0), as
-    (I - L)(I + L^2)(I + L^4)... with the product carried until the powers reach C."""
+    """(I + L)^-1 for strictly lower-triangular L [..., C, C] (C a power of two), by blocks:
+    [[A, 0], [B, D]]^-1 = [[A^-1, 0], [-D^-1 B A^-1, D^-1]], from 1 x 1 diagonal blocks up.
+
+    This is forward substitution reorganised into batched float32 matmuls: stable, unlike the
+    power series (I - L)(I + L^2)(I + L^4)... whose terms grow like binomial coefficients and
+    cancel (it needed float64, where Debian's torch runs bmm one small matrix at a time: a quarter
+    of a training step). torch.linalg.solve_triangular solves the C x C blocks one by one too."""
     C = L.shape[-1]
-    X = -L
-    R = torch.eye(C, dtype=L.dtype) + X
-    P, k = X, 1
-    while 2 * k < C:
-        P = P @ P
-        R = R + R @ P
-        k *= 2
-    return R
+    assert C & (C - 1) == 0, "chunk size must be a power of two"
+    lead = L.shape[:-2]
+    X = torch.ones(*lead, C, 1, 1, dtype=L.dtype)  # inverses of the 1 x 1 diagonal blocks
+    s = 1
+    while s < C:
+        nb = C // (2 * s)  # diagonal blocks of size 2s
+        Lb = L.reshape(*lead, nb, 2 * s, nb, 2 * s).diagonal(dim1=-4, dim2=-2)  # [..., 2s, 2s, nb]
+        B = Lb[..., s:, :s, :].movedim(-1, -3)  # [..., nb, s, s]: block below the diagonal
+        Xe, Xo = X[..., 0::2, :, :], X[..., 1::2, :, :]
+        off = -(Xo @ (B @ Xe))
+        X = torch.cat([torch.cat([Xe, torch.zeros_like(Xe)], -1), torch.cat([off, Xo], -1)], -2)
+        s *= 2
+    return X.reshape(*lead, C, C)
 
 
 def delta_rule_chunked(q, k, v, g, beta, C=32):
@@ -147,24 +157,38 @@ def delta_rule_chunked(q, k, v, g, beta, C=32):
     Gam = diff.masked_fill(~tril, float("-inf")).exp()
     strict = torch.ones(C, C, dtype=torch.bool).tril(-1)
     L = (beta[..., :, None] * (k @ k.transpose(-1, -2)) * Gam).masked_fill(~strict, 0.0)
-    # (I + L)^-1 by repeated squaring instead of torch.linalg.solve_triangular: the batched solve
-    # loops over the C x C blocks one by one on CPU (57% of a training step); these are batched
-    # matmuls. Done in float64 because the powers of L can cancel strongly.
-    A_inv = unit_lower_inverse(L.double()).float()
+    A_inv = unit_lower_inverse(L)
     U = A_inv @ (beta[..., None] * v)
     W = A_inv @ ((beta * gam.exp())[..., None] * k)
     P = (q @ k.transpose(-1, -2)) * Gam
+    # Per-chunk views taken with one unbind each: indexing [:, :, n] inside the loop costs a
+    # full-size zero gradient per chunk in the backward pass (quadratic in the chunk count).
+    decay_in = gam.exp()  # decay from the chunk start to each position
+    gl = gam[..., -1]  # log decay over the whole chunk
+    decay_out = (gl[..., None] - gam).exp()  # decay from each position to the chunk end
+    kT = (decay_out[..., None] * k).transpose(-1, -2)
     S = q.new_zeros(B, H, dk, dv)
     outs = []
-    for n in range(N):
-        Vp = U[:, :, n] - W[:, :, n] @ S
-        O = gam[:, :, n].exp()[..., None] * (q[:, :, n] @ S) + P[:, :, n] @ Vp
-        outs.append(O)
-        gl = gam[:, :, n, -1]
-        S = gl.exp()[..., None, None] * S + \
-            ((gl[..., None] - gam[:, :, n]).exp()[..., None] * k[:, :, n]).transpose(-1, -2) @ Vp
+    for qn, Un, Wn, Pn, din, kTn, gln in zip(*(x.unbind(2) for x in (q, U, W, P, decay_in, kT, gl))):
+        Vp = Un - Wn @ S
+        outs.append(din[..., None] * (qn @ S) + Pn @ Vp)
+        S = gln.exp()[..., None, None] * S + kTn @ Vp
     o = torch.stack(outs, dim=2).reshape(B, H, N * C, dv)
     return o[:, :, :T]
+
+
+def causal_conv(x, w):
+    """Depthwise causal convolution over time: x [B, T, C], w [C, 1, K] (nn.Conv1d's layout);
+    y[t] = sum_j w[:, j] * x[t - K + 1 + j]. Written as K shifted products because the depthwise
+    nn.Conv1d backward (mkldnn) took 8% of a training step (tools/test_demo_model.py compares the
+    two)."""
+    K = w.shape[-1]
+    T = x.shape[1]
+    xp = F.pad(x, (0, 0, K - 1, 0))
+    y = xp[:, 0:T] * w[:, 0, 0]
+    for j in range(1, K):
+        y = y + xp[:, j:j + T] * w[:, 0, j]
+    return y
 
 
 class GatedDeltaNet(nn.Module):
@@ -197,7 +221,7 @@ class GatedDeltaNet(nn.Module):
         z = self.in_proj_z(h)
         b = self.in_proj_b(h)
         a = self.in_proj_a(h)
-        u = F.silu(self.conv1d(x.transpose(1, 2))[..., :T]).transpose(1, 2)
+        u = F.silu(causal_conv(x, self.conv1d.weight))
         kd = self.key_dim
         q = u[..., :kd].reshape(B, T, c.ssm_n_k, c.ssm_d)
         k = u[..., kd:2 * kd].reshape(B, T, c.ssm_n_k, c.ssm_d)

@@ -279,6 +279,9 @@ def main():
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--ff", type=int, default=512)
+    ap.add_argument("--rope-base", type=float, default=1e7,
+                    help="rope.freq_base (1e7 as in Qwen3.5; with 16 of 64 dims rotated only the "
+                         "first two frequency pairs turn within a prompt)")
     args = ap.parse_args()
 
     D.set_version(args.data_version)
@@ -316,7 +319,8 @@ def main():
     if args.stage == "data":
         return
 
-    cfg = Config(n_vocab=len(toks), hidden=args.hidden, n_layer=args.layers, n_ff=args.ff)
+    cfg = Config(n_vocab=len(toks), hidden=args.hidden, n_layer=args.layers, n_ff=args.ff,
+                 rope_base=args.rope_base)
     model = Model(cfg)
     if args.init_gguf:
         from demo_model import load_gguf_into

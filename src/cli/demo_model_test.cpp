@@ -1,7 +1,7 @@
 // The built-in demo model (models/pocket-demo.gguf): PyTorch/Pocket logit agreement, a fast
-// sample of the accuracy evaluation, and the default-model lookup.
-// The first two shell out to Debian's /usr/bin/python3 (python3-torch, python3-jinja2) and are
-// skipped when those modules are missing.
+// sample of the accuracy evaluation, the training script's ops and data generator, and the
+// default-model lookup. The Python checks run Debian's /usr/bin/python3 (python3-torch,
+// python3-jinja2) and are skipped when those modules are missing.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -60,6 +60,16 @@ TEST(DemoModel, AccuracySample) {
                       " --n 4 --jobs 2 --min-wellformed 98 --min-exact 60 --show-errors 1");
   EXPECT_EQ(rc, 0) << out;
   std::cout << out;
+}
+
+// The training-side fast ops of tools/demo_model.py (block-recursive (I + L)^-1, chunked delta
+// rule, shifted-sum causal convolution) against their plain references, outputs and gradients.
+TEST(DemoModel, TrainingOpsMatchReference) {
+  if (!python_has("torch")) GTEST_SKIP() << "python3-torch not installed";
+  auto [rc, out] = sh(kPython + " " + shell_quote(kSource + "/tools/test_demo_model.py"));
+  if (rc == 77) GTEST_SKIP() << out;
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("\nOK"), std::string::npos) << out;
 }
 
 // The data generator: version-3 and -4 workings spell their results, versions 2 and 3 are unchanged.
