@@ -342,6 +342,7 @@ def main():
                         vocab_growth=(args.n_regular, pieces))
     if os.path.exists(ckpt_path):
         ck = torch.load(ckpt_path)
+        check_rope_base(ck, cfg, ckpt_path)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         step, elapsed, epoch = ck["step"], ck["elapsed"], ck["epoch"]
@@ -432,6 +433,7 @@ def grow_checkpoint(model, opt, src_path, ckpt_path, new_data=False, vocab_growt
     plus the specials, this one inserts the tokens of `pieces` (id -> old ids it is made of)
     before the specials; each new token's embedding starts as the mean of its pieces'."""
     ck = torch.load(src_path)
+    check_rope_base(ck, model.c, src_path)
     old = dict(ck["model"])
     emb = old["embed.weight"]
     n_new = model.embed.weight.shape[0]
@@ -460,6 +462,14 @@ def grow_checkpoint(model, opt, src_path, ckpt_path, new_data=False, vocab_growt
                 "config": model.c.__dict__, "grown_from": {"path": src_path, "step": ck["step"],
                                                            "layers": n_old}}, ckpt_path)
     print(f"grown from {src_path} (step {ck['step']}, {n_old} layers) to {len(model.layers)} layers")
+
+
+def check_rope_base(ck, cfg, path):
+    """rope.freq_base is not a weight: a checkpoint continued with another --rope-base would
+    silently become another function."""
+    was = ck.get("config", {}).get("rope_base", 1e7)
+    if was != cfg.rope_base:
+        sys.exit(f"{path} was trained with --rope-base {was:g}, this run has {cfg.rope_base:g}")
 
 
 def ck_bi(step, epoch, bl, args):
