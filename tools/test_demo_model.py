@@ -7,7 +7,8 @@ ctest DemoModel.TrainingOpsMatchReference; exit 77 when torch is missing):
 * delta_rule_chunked against delta_rule_sequential: outputs and the gradients of all five inputs,
   for awkward lengths (1, one short of a chunk, one over, several chunks and a partial one);
 * causal_conv against the depthwise nn.Conv1d it replaces: outputs and gradients;
-* a whole model's logits with the chunked and the sequential delta rule.
+* a whole model's logits with the chunked and the sequential delta rule;
+* train_demo_model.check_rope_base: a checkpoint continued with another --rope-base stops.
 """
 import os
 import sys
@@ -42,6 +43,31 @@ def inputs(B, H, T, dk, dv, seed):
     gate = -torch.rand(B, H, T, generator=g) * 0.3  # log decays in (-0.3, 0]
     beta = torch.rand(B, H, T, generator=g)
     return [x.requires_grad_() for x in (q, k, v, gate, beta)]
+
+
+def check_rope_guard():
+    from train_demo_model import check_rope_base
+
+    def stops(ck, rope_base):
+        try:
+            check_rope_base(ck, Config(rope_base=rope_base), "W/ckpt.pt")
+        except SystemExit as e:
+            return str(e.code)
+        return None
+
+    cases = [  # (checkpoint, this run's --rope-base, expected message or None)
+        ({"config": {"rope_base": 1e4}}, 1e4, None),
+        ({"config": {"rope_base": 1e4}}, 1e7,
+         "W/ckpt.pt was trained with --rope-base 10000, this run has 1e+07"),
+        ({}, 1e7, None),  # checkpoints from before the option: 1e7
+        ({}, 1e4, "W/ckpt.pt was trained with --rope-base 1e+07, this run has 10000"),
+    ]
+    for ck, rb, want in cases:
+        got = stops(ck, rb)
+        ok = got == want
+        print(f"{'ok  ' if ok else 'FAIL'} check_rope_base {ck} vs {rb:g}: {got!r}")
+        if not ok:
+            FAILS.append(f"check_rope_base {ck} {rb:g}")
 
 
 def main():
@@ -82,6 +108,8 @@ def main():
     ids = torch.randint(0, 300, (2, 45))
     with torch.no_grad():
         check("model logits chunked vs sequential", m(ids), m(ids, sequential=True), 1e-5)
+
+    check_rope_guard()
 
     print("FAILED: " + ", ".join(FAILS) if FAILS else "OK")
     return 1 if FAILS else 0
