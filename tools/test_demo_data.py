@@ -2,11 +2,13 @@
 
 * Every version-3 working spells its result: the digits it writes, read back, are the answer,
   for all subtractions a - b (0 <= b <= a < 1000), additions up to 999 + 999 and 10..99 x 2..9.
-* Version 2 and 3 are unchanged: digests of their first 300 examples (seed 1234) equal the ones
-  taken when the next version was added, so the earlier training phases stay reproducible.
+* Versions 2, 3 and 4 are unchanged: digests of their first 300 examples (seed 1234) equal the
+  ones taken when the next version was added, so the earlier training phases stay reproducible.
 * Version 4: a comparison's working states the digit fact that decides it, a one-letter count's
   working ends in the count, an insertion sort's last step is the sorted string, and without
   thinking those workings are the visible answer.
+* Version 5: version 4's conversations in another mix (the same kind and random state give the
+  same conversation; kinds drawn in MIX_V5's proportions).
 """
 import hashlib
 import json
@@ -20,6 +22,7 @@ import demo_data as D  # noqa: E402
 
 V2_DIGEST = "022b2a0438b47e8b193307268286eac99ef0aedef189e439987b34555e72bdbb"
 V3_DIGEST = "a1ace71fc9ce9cd974989b6e39a48c2b1e6c4f63e47c073568b4471e6c4d8018"
+V4_DIGEST = "a21ab1a4f7d30058bcf9c879434520aa630b7a7c393eab308058d0e768fcde1f"
 
 
 def digest(version, n=300, seed=1234):
@@ -64,8 +67,32 @@ def check_v4():
             assert think or t["reasoning"] == ""
 
 
+def check_v5():
+    """Version 5 is version 4's generator with another mix: the same kind from the same random
+    state gives the same conversation, and the kinds come in MIX_V5's proportions."""
+    for i, kind in enumerate(D.MIX_V4):
+        for think in (False, True):
+            exs = []
+            for v in (4, 5):
+                D.set_version(v)
+                exs.append(D.make_example(random.Random(2 * i + think), kind, lambda s: True,
+                                          think=think))
+            assert exs[0] == exs[1], (kind, exs)
+    D.set_version(5)
+    assert D.MIX is D.MIX_V5 and set(D.MIX_V5) == set(D.MIX_V4)
+    rng = random.Random(9)
+    n = 20000
+    counts = {k: 0 for k in D.MIX_V5}
+    for _ in range(n):
+        counts[D.sample_kind(rng)] += 1
+    total = sum(D.MIX_V5.values())
+    for k, w in D.MIX_V5.items():
+        assert abs(counts[k] / n - w / total) < 0.01, (k, counts[k] / n, w / total)
+
+
 def main():
     check_v4()
+    check_v5()
     D.set_version(3)
     for a in range(1000):
         for b in range(a + 1):
@@ -97,6 +124,8 @@ def main():
     assert got == V2_DIGEST, f"version-2 data changed: digest {got}, expected {V2_DIGEST}"
     got = digest(3)
     assert got == V3_DIGEST, f"version-3 data changed: digest {got}, expected {V3_DIGEST}"
+    got = digest(4)
+    assert got == V4_DIGEST, f"version-4 data changed: digest {got}, expected {V4_DIGEST}"
     print("demo_data OK")
     return 0
 
