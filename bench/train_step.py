@@ -5,9 +5,9 @@ training-side changes in the same run instead of from training logs:
     /usr/bin/python3 bench/train_step.py [--layers 4,8] [--data FILE] [--steps 20] [--reps 3]
 
 For each layer count it builds the demo model (hidden 256, ff 512, vocab 3128, as the training
-script), warms up for 3 steps, then times --reps runs of --steps full steps each (forward, loss,
-backward, gradient clipping, AdamW) and prints seconds per step, wall and CPU per thread, as
-mean +- stddev over the repetitions.
+script), warms up for 3 steps, then times --reps runs of --steps full steps each (the training
+script's own make_optimizer and train_step: forward, loss, backward, gradient clipping, AdamW) and
+prints seconds per step, wall and CPU per thread, as mean +- stddev over the repetitions.
 
 Batches: with --data (a data_v*.json the training script wrote into its --work folder) the real
 length-bucketed batches of --batch-tokens; without, random ids in batches of the same token count
@@ -77,23 +77,15 @@ def main():
     for layers in [int(x) for x in args.layers.split(",")]:
         torch.manual_seed(0)
         model = Model(Config(n_vocab=n_vocab, hidden=256, n_layer=layers, n_ff=512))
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-
-        def step(ids, tgt):
-            loss, _ = TD.loss_fn(model, ids, tgt)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-
+        opt = TD.make_optimizer(model, 1e-3)
         for ids, tgt in batches[:3]:
-            step(ids, tgt)
+            TD.train_step(model, opt, ids, tgt)
         wall, cpu = [], []
         for r in range(args.reps):
             part = batches[3 + r * args.steps:3 + (r + 1) * args.steps]
             t0, c0 = time.perf_counter(), time.process_time()
             for ids, tgt in part:
-                step(ids, tgt)
+                TD.train_step(model, opt, ids, tgt)
             wall.append((time.perf_counter() - t0) / args.steps)
             cpu.append((time.process_time() - c0) / args.steps / args.threads)
 

@@ -240,6 +240,25 @@ def loss_fn(model, ids, tgt):
     return F.cross_entropy(logits, tgt[m]), int(m.sum())
 
 
+def make_optimizer(model, lr):
+    """AdamW, weight decay on the matrices only."""
+    decay = [p for n, p in model.named_parameters() if p.dim() == 2]
+    nodecay = [p for n, p in model.named_parameters() if p.dim() != 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
+                              {"params": nodecay, "weight_decay": 0.0}],
+                             lr=lr, betas=(0.9, 0.98), eps=1e-8)
+
+
+def train_step(model, opt, ids, tgt):
+    """One optimizer step on a collated batch; returns (loss, completion tokens)."""
+    loss, n = loss_fn(model, ids, tgt)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return loss, n
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", default="/tmp/pocket-demo")
@@ -328,11 +347,7 @@ def main():
         print(f"initial weights from {args.init_gguf}")
     nparam = sum(p.numel() for p in model.parameters())
     print(f"model: {nparam / 1e6:.2f} M parameters, config {cfg}")
-    decay = [p for n, p in model.named_parameters() if p.dim() == 2]
-    nodecay = [p for n, p in model.named_parameters() if p.dim() != 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
-                             {"params": nodecay, "weight_decay": 0.0}],
-                            lr=args.lr, betas=(0.9, 0.98), eps=1e-8)
+    opt = make_optimizer(model, args.lr)
     ckpt_path = os.path.join(args.work, "ckpt.pt")
     step, elapsed, cpu_used, epoch = 0, 0.0, 0.0, 0
     if args.grow_from and not os.path.exists(ckpt_path):
@@ -382,12 +397,7 @@ def main():
             lr = lr_at(step)
             for gparam in opt.param_groups:
                 gparam["lr"] = lr
-            ids, tgt = collate(data, b, pad_id)
-            loss, n = loss_fn(model, ids, tgt)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
+            loss, n = train_step(model, opt, *collate(data, b, pad_id))
             step += 1
             log_loss += loss.item() * n
             log_n += n
