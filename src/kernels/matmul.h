@@ -75,6 +75,12 @@ MatmulKernel kernel_for(TensorType weight_type);
 }
 namespace avx2 {
 MatmulKernel kernel_for(TensorType weight_type);  // only call where the CPU has AVX2
+
+// The prefill layout of the 32-element formats' quants (n / 32 blocks): every 8
+// consecutive blocks dword-transposed, the blocks past the last multiple of 8 in
+// element order. dst must be 32-byte aligned. Exposed for its test; only call
+// where the CPU has AVX2.
+void interleave_blocks_for_test(const int8_t* src, int64_t n, int8_t* dst);
 }
 
 }  // namespace pocket::kernels

@@ -1444,6 +1444,10 @@ MatmulKernel float_kernel(TensorType t) {
 
 }  // namespace
 
+void interleave_blocks_for_test(const int8_t* src, int64_t n, int8_t* dst) {
+  interleave_blocks(src, n, dst);
+}
+
 MatmulKernel kernel_for(TensorType weight_type) {
   switch (weight_type) {
     case TensorType::F32:

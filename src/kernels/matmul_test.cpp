@@ -474,6 +474,30 @@ TEST(FastOps, TablesAreCompleteAndNamedByLevel) {
   EXPECT_EQ(&ops_for_level(CpuLevel::kAvx512), &ops_for_level(machine_cpu_level()));
 }
 
+// The dword transpose behind the 32-element formats' prefill layout, against its
+// definition: in each group of 8 blocks (256 quants), byte k of dword j of block
+// i goes to dword i of vector j; blocks past the last full group keep their order.
+// Awkward block counts: fewer than 8, exactly 8, one past, several groups plus a tail.
+TEST(Matmul, InterleavedBlocksAreTheDwordTransposeOfEachGroupOfEight) {
+  if (machine_cpu_level() < CpuLevel::kAvx2) GTEST_SKIP() << "no AVX2 on this CPU";
+  std::mt19937 rng(11);
+  for (int64_t blocks : {1, 7, 8, 9, 16, 23, 24, 31}) {
+    const int64_t n = 32 * blocks;
+    std::vector<int8_t> src(n), want(n);
+    alignas(32) int8_t got[32 * 31] = {};  // the kernel's stores need 32-byte alignment
+    for (auto& v : src) v = int8_t(int(rng() % 256) - 128);
+    const int64_t grouped = n / 256 * 256;
+    for (int64_t g = 0; g < grouped; g += 256)
+      for (int i = 0; i < 8; i++)      // block within the group
+        for (int j = 0; j < 8; j++)    // dword within the block
+          for (int k = 0; k < 4; k++)  // byte within the dword
+            want[g + 32 * j + 4 * i + k] = src[g + 32 * i + 4 * j + k];
+    for (int64_t e = grouped; e < n; e++) want[e] = src[e];
+    avx2::interleave_blocks_for_test(src.data(), n, got);
+    EXPECT_EQ(std::vector<int8_t>(got, got + n), want) << blocks << " blocks";
+  }
+}
+
 TEST(CpuFeatures, LevelsAreConsistent) {
   const CpuFeatures& f = cpu_features();
   const CpuLevel m = machine_cpu_level();
