@@ -499,14 +499,17 @@ TEST(JinjaErrors, RuntimeErrorsNameTheConstructAndLine) {
 
 class JinjaLimits : public ::testing::Test {
  protected:
-  // Each hostile template must fail cleanly and quickly.
+  // Each hostile template must fail cleanly and long before it would end without
+  // the limit. The time bound is only a backstop against a limit that is not
+  // checked: generous, because a sanitizer build on a loaded 2-core machine takes
+  // ~3 s to reach the 64 MiB output limit (flaked at a 3 s bound).
   void expect_fails_fast(const std::string& tpl, const std::string& message_part) {
     auto start = std::chrono::steady_clock::now();
     std::string err = error_of(tpl);
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     EXPECT_FALSE(contains(err, "no error")) << tpl;
     EXPECT_TRUE(contains(err, message_part)) << tpl << "\n -> " << err;
-    EXPECT_LT(seconds, 3.0) << tpl;
+    EXPECT_LT(seconds, 30.0) << tpl;
   }
 };
 
