@@ -19,15 +19,17 @@ import string
 # time, and shows the working of comparisons and one-letter counts in the visible answer when
 # thinking is off. Its vocabulary also has every word of WORDS as one token (see
 # vocab_extra_tokens), so copying a word is one step, as copying a letter is.
+# Versions 5 and 6 keep version 4's formats and change only the mix (MIX_V5, MIX_V6); version 6
+# also asks "is a greater than a?" more often (see gen_gt).
 DATA_VERSION = 4
-VERSIONS = (2, 3, 4, 5)
+VERSIONS = (2, 3, 4, 5, 6)
 
 
 def set_version(v):
     global DATA_VERSION, MIX
     assert v in VERSIONS, f"data version {v}: only {VERSIONS} exist"
     DATA_VERSION = v
-    MIX = {2: MIX_V2, 3: MIX_V3, 4: MIX_V4, 5: MIX_V5}[v]
+    MIX = {2: MIX_V2, 3: MIX_V3, 4: MIX_V4, 5: MIX_V5, 6: MIX_V6}[v]
 
 # ---------------------------------------------------------------------------------------------
 # Arithmetic
@@ -176,7 +178,11 @@ def gen_gt(rng, think):
     a, b = _num(rng, False), _num(rng, False)
     if rng.random() < 0.4 and a >= 10:
         b = int(str(a)[:-1] + str(rng.randint(0, 9)))
-    if rng.random() < 0.05:
+    # Equal numbers: ~9 % of the questions up to version 5 (5 % here, 4 % from the close pairs).
+    # With thinking on, the models trained on those wrote "the first different digits are 2 and
+    # 2" for every equal pair of the test set, so version 6 asks it more often (~16 %; the same
+    # random draws, a higher threshold).
+    if rng.random() < (0.12 if DATA_VERSION >= 6 else 0.05):
         b = a
     q = rng.choice(GT_Q).format(a=a, b=b)
     if a > b:
@@ -470,6 +476,15 @@ MIX_V4 = {"add": 8, "sub": 12, "mul": 8, "larger": 6, "gt": 6,
 MIX_V5 = {"add": 7, "sub": 10, "mul": 8, "larger": 3, "gt": 5,
           "reverse": 9, "sort_letters": 10, "count_letters": 4, "count_char": 9, "count_words": 4,
           "reverse_words": 10, "sort_words": 12, "json": 6, "tool_call": 2, "tool_answer": 2}
+# Version 6: between versions 4 and 5, for a from-scratch run inside two hours. On version 5 such a
+# run learned the string kinds (96.8 %) but arithmetic only to 87.5 % (93.6 % after a low-lr phase
+# on version 4); on version 4, arithmetic 96.75 % and strings 77.3 %. Here arithmetic is ~46 % of
+# the answer characters (v4 50 %, v5 39 %) and the string kinds ~45 % (v4 40 %, v5 52 %): weight
+# moves from string kinds a version-5 run got right every time (reverse, sort_letters, count_char,
+# count_words) to sub, add and larger; sort_words and reverse_words keep their version-5 share.
+MIX_V6 = {"add": 8, "sub": 12, "mul": 7, "larger": 5, "gt": 5,
+          "reverse": 7, "sort_letters": 8, "count_letters": 4, "count_char": 7, "count_words": 3,
+          "reverse_words": 9, "sort_words": 12, "json": 6, "tool_call": 2, "tool_answer": 2}
 MIX = MIX_V4
 
 

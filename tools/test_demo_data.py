@@ -90,9 +90,40 @@ def check_v5():
         assert abs(counts[k] / n - w / total) < 0.01, (k, counts[k] / n, w / total)
 
 
+def check_v6():
+    """Version 6 is version 4's generator with another mix (as version 5) and more equal pairs
+    in "is a greater than b?": other kinds from the same random state give the same conversation."""
+    for i, kind in enumerate(D.MIX_V4):
+        for think in (False, True):
+            exs = []
+            for v in (4, 6):
+                D.set_version(v)
+                exs.append(D.make_example(random.Random(2 * i + think), kind, lambda s: True,
+                                          think=think))
+            assert kind == "gt" or exs[0] == exs[1], (kind, exs)
+    D.set_version(6)
+    assert D.MIX is D.MIX_V6 and set(D.MIX_V6) == set(D.MIX_V4)
+    rng = random.Random(9)
+    n = 20000
+    counts = {k: 0 for k in D.MIX_V6}
+    for _ in range(n):
+        counts[D.sample_kind(rng)] += 1
+    total = sum(D.MIX_V6.values())
+    for k, w in D.MIX_V6.items():
+        assert abs(counts[k] / n - w / total) < 0.01, (k, counts[k] / n, w / total)
+    equal = {}
+    for v in (4, 6):
+        D.set_version(v)
+        rng = random.Random(11)
+        qs = [D.gen_gt(rng, True)[0] for _ in range(4000)]
+        equal[v] = sum(len(set(re.findall(r"\d+", q))) == 1 for q in qs) / len(qs)
+    assert 0.07 < equal[4] < 0.12 and 0.14 < equal[6] < 0.19, equal  # ~9 % and ~16 %
+
+
 def main():
     check_v4()
     check_v5()
+    check_v6()
     D.set_version(3)
     for a in range(1000):
         for b in range(a + 1):
