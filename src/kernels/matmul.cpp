@@ -274,17 +274,6 @@ namespace scalar {
 
 namespace {
 
-// The reference kernels' dot product (8 partial sums), so that the float path
-// matches reference_ops().matmul bit for bit.
-float dot8(const float* a, const float* b, int64_t n) {
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int l = 0; l < 8; l++) acc[l] += a[i + l] * b[i + l];
-  for (; i < n; i++) acc[0] += a[i] * b[i];
-  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-}
-
 float* scratch_row(int64_t n) {
   thread_local std::vector<float> buf;
   if (int64_t(buf.size()) < n) buf.resize(size_t(n));
@@ -302,6 +291,7 @@ void float_block(TensorType type, const uint8_t* w, uint64_t w_row_bytes, int64_
       quant::dequantize_row(type, src, row, n);
       wrow = row;
     }
+    // The reference's dot product, so that this path matches it bit for bit.
     for (int64_t r = 0; r < n_act; r++)
       y[r * y_stride + o] =
           dot8(wrow, reinterpret_cast<const float*>(act + uint64_t(r) * act_stride), n);

@@ -226,5 +226,8 @@ void set_ops(const Ops& table);
 float silu(float x);
 float sigmoid(float x);
 float softplus(float x);  // ln(1 + e^x); x for x > 20 (as PyTorch and ggml)
+// The reference's f32 dot product: 8 partial sums, added pairwise at the end.
+// Kernels that must match reference_ops().matmul bit for bit use this one.
+float dot8(const float* a, const float* b, int64_t n);
 
 }  // namespace pocket::kernels

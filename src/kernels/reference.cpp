@@ -22,11 +22,9 @@ float softplus(float x) {
   return x > 20.0f ? x : std::log1p(std::exp(x));
 }
 
-namespace {
-
-// Dot product with 8 independent partial sums: plain C++ that compilers can
-// keep in vector registers, and a little more accurate than one running sum.
-float dot(const float* a, const float* b, int64_t n) {
+// 8 independent partial sums: plain C++ that compilers can keep in vector
+// registers, and a little more accurate than one running sum.
+float dot8(const float* a, const float* b, int64_t n) {
   float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
@@ -34,6 +32,8 @@ float dot(const float* a, const float* b, int64_t n) {
   for (; i < n; i++) acc[0] += a[i] * b[i];
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
+
+namespace {
 
 // A per-thread row buffer for expanding one quantized weight row.
 float* scratch_row(int64_t n) {
@@ -55,7 +55,7 @@ void ref_matmul(const Mat& w, const float* x, int64_t n_rows, int64_t x_stride, 
       quant::dequantize_row(w.type, src, row, w.n_in);
       wrow = row;
     }
-    for (int64_t r = 0; r < n_rows; r++) y[r * y_stride + o] = dot(wrow, x + r * x_stride, w.n_in);
+    for (int64_t r = 0; r < n_rows; r++) y[r * y_stride + o] = dot8(wrow, x + r * x_stride, w.n_in);
   }
 }
 
@@ -188,7 +188,7 @@ void ref_attention(const AttentionShape& s, const float* q, int64_t q_stride, in
       const int64_t m = j / group;
       for (int64_t p = 0; p < n_ctx; p++) {
         const float* kp = load_head(kv.type, kv.k_row(p), m * D, D, head_buf.data());
-        scores[size_t(p)] = dot(qj, kp, D) * s.scale;
+        scores[size_t(p)] = dot8(qj, kp, D) * s.scale;
       }
       ref_softmax(scores.data(), n_ctx);
       float* o = out + t * out_stride + j * D;
