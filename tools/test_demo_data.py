@@ -23,6 +23,9 @@ import demo_data as D  # noqa: E402
 V2_DIGEST = "022b2a0438b47e8b193307268286eac99ef0aedef189e439987b34555e72bdbb"
 V3_DIGEST = "a1ace71fc9ce9cd974989b6e39a48c2b1e6c4f63e47c073568b4471e6c4d8018"
 V4_DIGEST = "a21ab1a4f7d30058bcf9c879434520aa630b7a7c393eab308058d0e768fcde1f"
+# Versions 5 and 6 trained the fourth and fifth from-scratch runs (models/README.md, Status).
+V5_DIGEST = "6d0c96be4891173cb5a405f75680b7685409d9fa8ff46bcdeb4d8095ad3b3c30"
+V6_DIGEST = "13c4750723f65a58ef8c588875c6a982bf76c6dfd7fc62f2b08b93fbbf98d60f"
 
 
 def digest(version, n=300, seed=1234):
@@ -67,50 +70,37 @@ def check_v4():
             assert think or t["reasoning"] == ""
 
 
-def check_v5():
-    """Version 5 is version 4's generator with another mix: the same kind from the same random
-    state gives the same conversation, and the kinds come in MIX_V5's proportions."""
+def check_mix_version(version, mix, changed_kinds=()):
+    """`version` is version 4's generator with another mix: the same kind from the same random
+    state gives the same conversation (except changed_kinds), and the kinds come in `mix`'s
+    proportions."""
     for i, kind in enumerate(D.MIX_V4):
         for think in (False, True):
             exs = []
-            for v in (4, 5):
+            for v in (4, version):
                 D.set_version(v)
                 exs.append(D.make_example(random.Random(2 * i + think), kind, lambda s: True,
                                           think=think))
-            assert exs[0] == exs[1], (kind, exs)
-    D.set_version(5)
-    assert D.MIX is D.MIX_V5 and set(D.MIX_V5) == set(D.MIX_V4)
+            assert kind in changed_kinds or exs[0] == exs[1], (kind, exs)
+    D.set_version(version)
+    assert D.MIX is mix and set(mix) == set(D.MIX_V4)
     rng = random.Random(9)
     n = 20000
-    counts = {k: 0 for k in D.MIX_V5}
+    counts = {k: 0 for k in mix}
     for _ in range(n):
         counts[D.sample_kind(rng)] += 1
-    total = sum(D.MIX_V5.values())
-    for k, w in D.MIX_V5.items():
+    total = sum(mix.values())
+    for k, w in mix.items():
         assert abs(counts[k] / n - w / total) < 0.01, (k, counts[k] / n, w / total)
+
+
+def check_v5():
+    check_mix_version(5, D.MIX_V5)
 
 
 def check_v6():
-    """Version 6 is version 4's generator with another mix (as version 5) and more equal pairs
-    in "is a greater than b?": other kinds from the same random state give the same conversation."""
-    for i, kind in enumerate(D.MIX_V4):
-        for think in (False, True):
-            exs = []
-            for v in (4, 6):
-                D.set_version(v)
-                exs.append(D.make_example(random.Random(2 * i + think), kind, lambda s: True,
-                                          think=think))
-            assert kind == "gt" or exs[0] == exs[1], (kind, exs)
-    D.set_version(6)
-    assert D.MIX is D.MIX_V6 and set(D.MIX_V6) == set(D.MIX_V4)
-    rng = random.Random(9)
-    n = 20000
-    counts = {k: 0 for k in D.MIX_V6}
-    for _ in range(n):
-        counts[D.sample_kind(rng)] += 1
-    total = sum(D.MIX_V6.values())
-    for k, w in D.MIX_V6.items():
-        assert abs(counts[k] / n - w / total) < 0.01, (k, counts[k] / n, w / total)
+    """Version 6: another mix, and more equal pairs in "is a greater than b?"."""
+    check_mix_version(6, D.MIX_V6, changed_kinds=("gt",))
     equal = {}
     for v in (4, 6):
         D.set_version(v)
@@ -157,6 +147,9 @@ def main():
     assert got == V3_DIGEST, f"version-3 data changed: digest {got}, expected {V3_DIGEST}"
     got = digest(4)
     assert got == V4_DIGEST, f"version-4 data changed: digest {got}, expected {V4_DIGEST}"
+    for version, want in ((5, V5_DIGEST), (6, V6_DIGEST)):
+        got = digest(version)
+        assert got == want, f"version-{version} data changed: digest {got}, expected {want}"
     print("demo_data OK")
     return 0
 

@@ -72,8 +72,9 @@ TEST(DemoModel, TrainingOpsMatchReference) {
   EXPECT_NE(out.find("\nOK"), std::string::npos) << out;
 }
 
-// The data generator: version-3 and -4 workings spell their results, versions 2-4 are unchanged,
-// versions 5 and 6 are version 4 in other mixes (6 also with more equal pairs in "is a > b?").
+// The data generator: version-3 and -4 workings spell their results, versions 5 and 6 are
+// version 4 in other mixes (6 also with more equal pairs in "is a > b?"), and versions 2-6 are
+// pinned by digests.
 TEST(DemoModel, DataGenerator) {
   auto [rc, out] = sh(kPython + " " + shell_quote(kSource + "/tools/test_demo_data.py"));
   EXPECT_EQ(rc, 0) << out;
